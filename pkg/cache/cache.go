@@ -1,0 +1,303 @@
+package cache
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+)
+
+// Cache is a bounded, thread-safe LRU of container and pod sandbox records.
+// Build one with New; the zero value is not usable.
+//
+// A single mutex guards everything because every look-up also updates
+// recency, so readers would need the write lock anyway.
+type Cache struct {
+	opts      options
+	evictions atomic.Uint64
+
+	mu         sync.Mutex
+	byID       map[string]*entry
+	byPrefix   map[string][]*entry          // first MinPrefixLen chars -> entries
+	bySandbox  map[string]map[string]*entry // sandbox ID -> container ID -> entry
+	recency    recencyList
+	deleted    deletedHeap
+	containers int // live, non-sandbox records
+	sandboxes  int // live sandbox records
+	revision   uint64
+	subs       []*subscriber // copy-on-write: delivery reads a snapshot
+	pending    []Change      // changes not yet delivered, in revision order
+	publishing bool          // a goroutine is draining pending
+}
+
+// New returns an empty cache.
+func New(opts ...Option) *Cache {
+	c := &Cache{
+		opts:      defaultOptions(),
+		byID:      make(map[string]*entry),
+		byPrefix:  make(map[string][]*entry),
+		bySandbox: make(map[string]map[string]*entry),
+	}
+	for _, o := range opts {
+		o(&c.opts)
+	}
+	c.recency.init()
+	return c
+}
+
+// Put inserts rec or replaces the record with the same ID, making it the most
+// recently used. The stored record is rec as given: a live record replacing a
+// deleted one makes it live again, and a record with DeletedAt set is stored
+// as deleted. Records with an empty ID are ignored. If the cache is full, a
+// deleted record (the one closest to expiry) is evicted first, otherwise the
+// least recently used one.
+func (c *Cache) Put(rec enrich.Record) {
+	if rec.ID == "" {
+		return
+	}
+	var evicted []enrich.Record
+	c.mu.Lock()
+	c.expireDueLocked()
+	if e, ok := c.byID[rec.ID]; ok {
+		kind := Updated
+		if !e.deleted() && rec.DeletedAt != nil {
+			kind = Deleted
+		}
+		c.replaceLocked(e, rec)
+		c.recency.moveToFront(e)
+		c.emitLocked(kind, rec)
+	} else {
+		for len(c.byID) >= c.opts.capacity {
+			evicted = append(evicted, c.evictLocked())
+		}
+		c.insertLocked(rec)
+		c.emitLocked(Added, rec)
+	}
+	c.unlockAndPublish()
+	c.notifyEvicted(evicted)
+}
+
+// MarkDeleted records that the container or sandbox with exactly this ID was
+// deleted at at (the clock's now if at is zero). The record keeps its last
+// known State and stays answerable for the grace period. It reports whether
+// the ID is cached; marking an already deleted record again changes nothing,
+// so duplicate events cannot extend the grace period.
+func (c *Cache) MarkDeleted(id string, at time.Time) bool {
+	c.mu.Lock()
+	c.expireDueLocked()
+	e, ok := c.byID[id]
+	if ok && !e.deleted() {
+		if at.IsZero() {
+			at = c.opts.now()
+		}
+		rec := e.rec
+		rec.DeletedAt = &at
+		c.replaceLocked(e, rec)
+		c.emitLocked(Deleted, rec)
+	}
+	c.unlockAndPublish()
+	return ok
+}
+
+// Delete removes the record with exactly this ID at once, skipping the grace
+// period, and reports whether it was cached.
+func (c *Cache) Delete(id string) bool {
+	c.mu.Lock()
+	c.expireDueLocked()
+	e, ok := c.byID[id]
+	if ok {
+		c.removeLocked(e)
+		c.emitLocked(Removed, e.rec)
+	}
+	c.unlockAndPublish()
+	return ok
+}
+
+// Get returns the record whose ID is idOrPrefix or, failing that, the only
+// record whose ID starts with it. Deleted records are returned, with DeletedAt
+// set, until their grace period ends. Errors wrap ErrInvalidID, ErrNotFound or
+// ErrAmbiguous.
+func (c *Cache) Get(idOrPrefix string) (enrich.Record, error) {
+	c.mu.Lock()
+	c.expireDueLocked()
+	e, err := c.findLocked(idOrPrefix)
+	var rec enrich.Record
+	if err == nil {
+		c.recency.moveToFront(e)
+		rec = e.rec
+	}
+	c.unlockAndPublish()
+	return rec, err
+}
+
+// GetSandbox returns the pod sandbox record with exactly this ID, including a
+// deleted sandbox still within its grace period.
+func (c *Cache) GetSandbox(sandboxID string) (enrich.Record, bool) {
+	c.mu.Lock()
+	c.expireDueLocked()
+	e, ok := c.byID[sandboxID]
+	ok = ok && e.rec.IsPodSandbox
+	var rec enrich.Record
+	if ok {
+		c.recency.moveToFront(e)
+		rec = e.rec
+	}
+	c.unlockAndPublish()
+	return rec, ok
+}
+
+// Len returns the number of records held, deleted ones included.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	c.expireDueLocked()
+	n := len(c.byID)
+	c.unlockAndPublish()
+	return n
+}
+
+// Counts returns the number of live containers, live sandboxes and deleted
+// records (of either kind) still within their grace period. They add up to
+// Len.
+func (c *Cache) Counts() (containers, sandboxes, deleted int) {
+	c.mu.Lock()
+	c.expireDueLocked()
+	containers, sandboxes, deleted = c.containers, c.sandboxes, len(c.deleted)
+	c.unlockAndPublish()
+	return containers, sandboxes, deleted
+}
+
+// Evictions returns how many records have been evicted because the cache was
+// full since it was built. It never takes the cache lock.
+func (c *Cache) Evictions() uint64 { return c.evictions.Load() }
+
+// Revision returns the revision of the latest change (0 before any change).
+func (c *Cache) Revision() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.revision
+}
+
+// Sweep removes every deleted record whose grace period ended before now and
+// returns how many it removed.
+func (c *Cache) Sweep(now time.Time) int {
+	c.mu.Lock()
+	n := c.expireLocked(now)
+	c.unlockAndPublish()
+	return n
+}
+
+// Run calls Sweep with the cache's clock every interval until ctx is done, so
+// watchers see Removed changes even when nobody reads the cache.
+func (c *Cache) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.Sweep(c.opts.now())
+		}
+	}
+}
+
+func (c *Cache) insertLocked(rec enrich.Record) {
+	e := &entry{rec: rec, heapIndex: -1}
+	c.indexIdentity(e)
+	c.indexState(e)
+	c.recency.pushFront(e)
+}
+
+// replaceLocked swaps the record of an entry with the same ID.
+func (c *Cache) replaceLocked(e *entry, rec enrich.Record) {
+	c.unindexState(e)
+	e.rec = rec
+	c.indexState(e)
+}
+
+func (c *Cache) removeLocked(e *entry) {
+	c.unindexState(e)
+	c.unindexIdentity(e)
+	c.recency.remove(e)
+}
+
+// indexState adds e to the indexes and counters that depend on its content.
+func (c *Cache) indexState(e *entry) {
+	switch {
+	case e.deleted():
+		heap.Push(&c.deleted, e)
+	case e.rec.IsPodSandbox:
+		c.sandboxes++
+	default:
+		c.containers++
+	}
+	if sid := sandboxOf(&e.rec); sid != "" {
+		members := c.bySandbox[sid]
+		if members == nil {
+			members = make(map[string]*entry)
+			c.bySandbox[sid] = members
+		}
+		members[e.rec.ID] = e
+	}
+}
+
+func (c *Cache) unindexState(e *entry) {
+	switch {
+	case e.deleted():
+		heap.Remove(&c.deleted, e.heapIndex)
+	case e.rec.IsPodSandbox:
+		c.sandboxes--
+	default:
+		c.containers--
+	}
+	if sid := sandboxOf(&e.rec); sid != "" {
+		delete(c.bySandbox[sid], e.rec.ID)
+		if len(c.bySandbox[sid]) == 0 {
+			delete(c.bySandbox, sid)
+		}
+	}
+}
+
+// evictLocked removes one record to make room: a deleted one if any, since
+// it is on its way out anyway, otherwise the least recently used.
+func (c *Cache) evictLocked() enrich.Record {
+	victim := c.recency.back()
+	if len(c.deleted) > 0 {
+		victim = c.deleted[0]
+	}
+	c.removeLocked(victim)
+	c.evictions.Add(1)
+	c.emitLocked(Removed, victim.rec)
+	return victim.rec
+}
+
+// expireDueLocked applies the grace period lazily. It reads the clock only
+// when there is something to expire, keeping Get cheap.
+func (c *Cache) expireDueLocked() {
+	if len(c.deleted) > 0 {
+		c.expireLocked(c.opts.now())
+	}
+}
+
+func (c *Cache) expireLocked(now time.Time) int {
+	n := 0
+	for len(c.deleted) > 0 && now.Sub(*c.deleted[0].rec.DeletedAt) > c.opts.grace {
+		e := c.deleted[0]
+		c.removeLocked(e)
+		c.emitLocked(Removed, e.rec)
+		n++
+	}
+	return n
+}
+
+func (c *Cache) notifyEvicted(evicted []enrich.Record) {
+	if c.opts.onEvict == nil {
+		return
+	}
+	for _, rec := range evicted {
+		c.opts.onEvict(rec)
+	}
+}

@@ -1,0 +1,88 @@
+package cache
+
+import (
+	"container/heap"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+)
+
+// entry is one cached record plus its places in the recency list and the
+// deletion heap. The links are intrusive so that Get never allocates.
+type entry struct {
+	rec        enrich.Record
+	prev, next *entry
+	heapIndex  int // position in deletedHeap; -1 while the record is live
+}
+
+func (e *entry) deleted() bool { return e.rec.DeletedAt != nil }
+
+// recencyList orders entries from most to least recently used. The zero
+// value is not usable: call init.
+type recencyList struct {
+	root entry // sentinel: root.next is the most, root.prev the least recent
+}
+
+func (l *recencyList) init() { l.root.next, l.root.prev = &l.root, &l.root }
+
+func (l *recencyList) pushFront(e *entry) {
+	e.prev, e.next = &l.root, l.root.next
+	e.prev.next, e.next.prev = e, e
+}
+
+func (l *recencyList) remove(e *entry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func (l *recencyList) moveToFront(e *entry) {
+	if l.root.next == e {
+		return
+	}
+	l.remove(e)
+	l.pushFront(e)
+}
+
+// back returns the least recently used entry, or nil when the list is empty.
+func (l *recencyList) back() *entry {
+	if l.root.prev == &l.root {
+		return nil
+	}
+	return l.root.prev
+}
+
+// deletedHeap orders deleted entries by DeletedAt, earliest first, so that
+// expiry only looks at the top and eviction can pick the record that would
+// expire soonest anyway.
+type deletedHeap []*entry
+
+var _ heap.Interface = (*deletedHeap)(nil)
+
+func (h deletedHeap) Len() int { return len(h) }
+
+func (h deletedHeap) Less(i, j int) bool {
+	a, b := h[i].rec.DeletedAt, h[j].rec.DeletedAt
+	if !a.Equal(*b) {
+		return a.Before(*b)
+	}
+	return h[i].rec.ID < h[j].rec.ID
+}
+
+func (h deletedHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIndex, h[j].heapIndex = i, j
+}
+
+func (h *deletedHeap) Push(x any) {
+	e := x.(*entry)
+	e.heapIndex = len(*h)
+	*h = append(*h, e)
+}
+
+func (h *deletedHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.heapIndex = -1
+	return e
+}

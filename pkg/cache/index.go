@@ -1,0 +1,98 @@
+package cache
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+)
+
+// MinPrefixLen is the shortest ID prefix Get accepts. It matches the short ID
+// that crictl and docker print.
+const MinPrefixLen = 12
+
+// maxIDLen is the length of a full container or sandbox ID (64 hex digits).
+const maxIDLen = 64
+
+// validPrefix reports whether s is MinPrefixLen to maxIDLen lowercase hex
+// digits. Upper case is rejected rather than folded so that a look-up never
+// allocates and never matches something the runtime would not.
+func validPrefix(s string) bool {
+	if len(s) < MinPrefixLen || len(s) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// sandboxOf returns the sandbox a container belongs to, or "" for sandboxes
+// themselves and for containers without pod data.
+func sandboxOf(rec *enrich.Record) string {
+	if rec.IsPodSandbox || rec.Pod == nil {
+		return ""
+	}
+	return rec.Pod.SandboxID
+}
+
+// indexIdentity adds e to the indexes that depend only on its ID.
+func (c *Cache) indexIdentity(e *entry) {
+	c.byID[e.rec.ID] = e
+	if len(e.rec.ID) >= MinPrefixLen {
+		key := e.rec.ID[:MinPrefixLen]
+		c.byPrefix[key] = append(c.byPrefix[key], e)
+	}
+}
+
+func (c *Cache) unindexIdentity(e *entry) {
+	delete(c.byID, e.rec.ID)
+	if len(e.rec.ID) < MinPrefixLen {
+		return
+	}
+	key := e.rec.ID[:MinPrefixLen]
+	bucket := c.byPrefix[key]
+	for i, other := range bucket {
+		if other == e {
+			bucket[i] = bucket[len(bucket)-1]
+			bucket[len(bucket)-1] = nil
+			bucket = bucket[:len(bucket)-1]
+			break
+		}
+	}
+	if len(bucket) == 0 {
+		delete(c.byPrefix, key)
+		return
+	}
+	c.byPrefix[key] = bucket
+}
+
+// findLocked resolves a full ID or a unique prefix. An exact match always
+// wins, which also keeps runtimes with non-hex IDs answerable by full ID.
+func (c *Cache) findLocked(idOrPrefix string) (*entry, error) {
+	if e, ok := c.byID[idOrPrefix]; ok {
+		return e, nil
+	}
+	if !validPrefix(idOrPrefix) {
+		return nil, fmt.Errorf("id %q: %w", idOrPrefix, ErrInvalidID)
+	}
+	var found *entry
+	matches := 0
+	for _, e := range c.byPrefix[idOrPrefix[:MinPrefixLen]] {
+		if strings.HasPrefix(e.rec.ID, idOrPrefix) {
+			found = e
+			matches++
+		}
+	}
+	switch matches {
+	case 0:
+		return nil, fmt.Errorf("id %s: %w", idOrPrefix, ErrNotFound)
+	case 1:
+		return found, nil
+	default:
+		return nil, fmt.Errorf("prefix %s matches %d records: %w", idOrPrefix, matches, ErrAmbiguous)
+	}
+}

@@ -1,0 +1,128 @@
+package cache
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+)
+
+// Filter selects records for List. Zero fields select everything; set fields
+// must all match.
+type Filter struct {
+	// Namespace, PodName and PodUID match the record's pod. Records without
+	// pod data never match a non-empty value.
+	Namespace string
+	PodName   string
+	PodUID    string
+	// SandboxID matches the sandbox itself and every container in it.
+	SandboxID string
+	// Labels selects records where, for every key, the container's labels or
+	// the pod's labels hold exactly that value.
+	Labels map[string]string
+	// IncludeDeleted also returns records still within their grace period.
+	IncludeDeleted bool
+	// ExcludeSandboxes returns containers only.
+	ExcludeSandboxes bool
+	// Match, if set, must also return true. It is called without the cache
+	// lock held, so it may use the cache.
+	Match func(enrich.Record) bool
+}
+
+func (f *Filter) matches(rec *enrich.Record) bool {
+	if (rec.DeletedAt != nil && !f.IncludeDeleted) || (rec.IsPodSandbox && f.ExcludeSandboxes) {
+		return false
+	}
+	if f.Namespace != "" || f.PodName != "" || f.PodUID != "" || f.SandboxID != "" {
+		p := rec.Pod
+		if p == nil || !matchField(f.Namespace, p.Namespace) || !matchField(f.PodName, p.Name) ||
+			!matchField(f.PodUID, p.UID) || !matchField(f.SandboxID, p.SandboxID) {
+			return false
+		}
+	}
+	return f.matchLabels(rec)
+}
+
+func matchField(want, got string) bool { return want == "" || want == got }
+
+func (f *Filter) matchLabels(rec *enrich.Record) bool {
+	for k, want := range f.Labels {
+		if got, ok := rec.Labels[k]; ok && got == want {
+			continue
+		}
+		if rec.Pod == nil {
+			return false
+		}
+		if got, ok := rec.Pod.Labels[k]; !ok || got != want {
+			return false
+		}
+	}
+	return true
+}
+
+// List returns the records f selects, sorted by namespace, pod name, name and
+// ID. It does not change recency: listing is not use.
+func (c *Cache) List(f Filter) []enrich.Record {
+	var out []enrich.Record
+	c.mu.Lock()
+	c.expireDueLocked()
+	for e := c.recency.root.next; e != &c.recency.root; e = e.next {
+		if f.matches(&e.rec) {
+			out = append(out, e.rec)
+		}
+	}
+	c.unlockAndPublish()
+	if f.Match != nil {
+		out = slices.DeleteFunc(out, func(r enrich.Record) bool { return !f.Match(r) })
+	}
+	sortRecords(out)
+	return out
+}
+
+// BySandbox returns the live containers of a sandbox, not the sandbox itself,
+// sorted like List. Use List with SandboxID and IncludeDeleted to also get
+// deleted ones.
+func (c *Cache) BySandbox(sandboxID string) []enrich.Record {
+	c.mu.Lock()
+	c.expireDueLocked()
+	members := c.bySandbox[sandboxID]
+	out := make([]enrich.Record, 0, len(members))
+	for _, e := range members {
+		if !e.deleted() {
+			out = append(out, e.rec)
+		}
+	}
+	c.unlockAndPublish()
+	sortRecords(out)
+	return out
+}
+
+// allLocked copies every record, deleted ones included.
+func (c *Cache) allLocked() []enrich.Record {
+	out := make([]enrich.Record, 0, len(c.byID))
+	for _, e := range c.byID {
+		out = append(out, e.rec)
+	}
+	return out
+}
+
+func sortRecords(recs []enrich.Record) {
+	slices.SortFunc(recs, func(a, b enrich.Record) int {
+		return cmp.Or(
+			cmp.Compare(podField(&a, podNamespace), podField(&b, podNamespace)),
+			cmp.Compare(podField(&a, podName), podField(&b, podName)),
+			cmp.Compare(a.Name, b.Name),
+			cmp.Compare(a.ID, b.ID),
+		)
+	})
+}
+
+func podNamespace(p *enrich.Pod) string { return p.Namespace }
+func podName(p *enrich.Pod) string      { return p.Name }
+
+func podField(rec *enrich.Record, field func(*enrich.Pod) string) string {
+	if rec.Pod == nil {
+		return ""
+	}
+	return field(rec.Pod)
+}

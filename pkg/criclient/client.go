@@ -1,0 +1,278 @@
+package criclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// maxMsgSize bounds one CRI answer. Verbose answers carry the whole OCI spec;
+// 16 MiB is far above any real one and still bounded.
+const maxMsgSize = 16 << 20
+
+// Observer receives one observation per finished RPC. The metrics package
+// implements it; tests may record calls.
+type Observer interface {
+	ObserveRPC(rpc string, code codes.Code, took time.Duration)
+}
+
+// Options configure a Client.
+type Options struct {
+	// Timeout bounds every unary RPC (default 2s).
+	Timeout time.Duration
+	// MaxReconnectDelay caps gRPC's reconnect backoff (default 5s), so the
+	// daemon notices a restarted runtime within seconds.
+	MaxReconnectDelay time.Duration
+	// Observer is told about every RPC; nil observes nothing.
+	Observer Observer
+}
+
+// Client is a CRI runtime service client on a unix socket.
+type Client struct {
+	conn     *grpc.ClientConn
+	rs       runtimeapi.RuntimeServiceClient
+	endpoint string
+	timeout  time.Duration
+	observer Observer
+
+	mu      sync.RWMutex
+	version *runtimeapi.VersionResponse
+}
+
+// Dial creates a client for endpoint ("unix:///path" or "/path"). It does
+// not wait for the runtime: the socket may not exist yet, and the channel
+// connects (and reconnects) on its own.
+func Dial(endpoint string, opts Options) (*Client, error) {
+	target, err := Target(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	if opts.MaxReconnectDelay <= 0 {
+		opts.MaxReconnectDelay = 5 * time.Second
+	}
+	c := &Client{endpoint: target, timeout: opts.Timeout, observer: opts.Observer}
+	bo := backoff.DefaultConfig
+	bo.MaxDelay = opts.MaxReconnectDelay
+	conn, err := grpc.NewClient(target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: opts.Timeout}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize)),
+		grpc.WithUnaryInterceptor(c.intercept),
+		grpc.WithStreamInterceptor(c.interceptStream),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("cri client for %s: %w", target, err)
+	}
+	c.conn = conn
+	c.rs = runtimeapi.NewRuntimeServiceClient(conn)
+	return c, nil
+}
+
+// Target turns a configured endpoint into a gRPC target ("unix:///path").
+func Target(endpoint string) (string, error) {
+	switch {
+	case strings.HasPrefix(endpoint, "unix:///"):
+		return endpoint, nil
+	case strings.HasPrefix(endpoint, "/"):
+		return "unix://" + endpoint, nil
+	default:
+		return "", fmt.Errorf("runtime endpoint %q: want unix:///path or an absolute path", endpoint)
+	}
+}
+
+// Detect returns the first of endpoints whose socket exists. It is how the
+// daemon finds containerd, CRI-O or k3s without configuration.
+func Detect(endpoints []string) (string, error) {
+	for _, ep := range endpoints {
+		target, err := Target(ep)
+		if err != nil {
+			continue
+		}
+		if fi, err := os.Stat(strings.TrimPrefix(target, "unix://")); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return target, nil
+		}
+	}
+	return "", fmt.Errorf("no runtime socket found among %s", strings.Join(endpoints, ", "))
+}
+
+// Endpoint is the gRPC target this client talks to.
+func (c *Client) Endpoint() string { return c.endpoint }
+
+// Close closes the gRPC channel.
+func (c *Client) Close() error { return c.conn.Close() }
+
+func (c *Client) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	start := time.Now()
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	c.observe(method, err, time.Since(start))
+	return err
+}
+
+// interceptStream observes the opening of a stream; its end is observed by
+// the caller through Observe, since only the caller sees the last Recv.
+func (c *Client) interceptStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	start := time.Now()
+	s, err := streamer(ctx, desc, cc, method, opts...)
+	if err != nil {
+		c.observe(method, err, time.Since(start))
+	}
+	return s, err
+}
+
+func (c *Client) observe(method string, err error, took time.Duration) {
+	if c.observer == nil {
+		return
+	}
+	c.observer.ObserveRPC(rpcName(method), Code(err), took)
+}
+
+// rpcName turns "/runtime.v1.RuntimeService/ContainerStatus" into
+// "ContainerStatus", a bounded label value.
+func rpcName(method string) string {
+	if i := strings.LastIndexByte(method, '/'); i >= 0 {
+		return method[i+1:]
+	}
+	return method
+}
+
+// Code is the gRPC code of err; a context error maps to its gRPC meaning.
+func Code(err error) codes.Code {
+	switch {
+	case err == nil:
+		return codes.OK
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	}
+	return status.Code(err)
+}
+
+// Version asks the runtime who it is and remembers the answer.
+func (c *Client) Version(ctx context.Context) (*runtimeapi.VersionResponse, error) {
+	v, err := c.rs.Version(ctx, &runtimeapi.VersionRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("version: %w", err)
+	}
+	c.mu.Lock()
+	c.version = v
+	c.mu.Unlock()
+	return v, nil
+}
+
+// RuntimeName is the runtime's name from the last Version answer, or "".
+func (c *Client) RuntimeName() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.version == nil {
+		return ""
+	}
+	return c.version.GetRuntimeName()
+}
+
+// ContainerStatus asks for one container's verbose status.
+func (c *Client) ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatusResponse, error) {
+	r, err := c.rs.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		return nil, fmt.Errorf("container status %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// PodSandboxStatus asks for one pod sandbox's verbose status.
+func (c *Client) PodSandboxStatus(ctx context.Context, id string) (*runtimeapi.PodSandboxStatusResponse, error) {
+	r, err := c.rs.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id, Verbose: true})
+	if err != nil {
+		return nil, fmt.Errorf("pod sandbox status %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListContainers lists every container the runtime knows.
+func (c *Client) ListContainers(ctx context.Context) ([]*runtimeapi.Container, error) {
+	r, err := c.rs.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	return r.GetContainers(), nil
+}
+
+// ListPodSandbox lists every pod sandbox the runtime knows.
+func (c *Client) ListPodSandbox(ctx context.Context) ([]*runtimeapi.PodSandbox, error) {
+	r, err := c.rs.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list pod sandbox: %w", err)
+	}
+	return r.GetItems(), nil
+}
+
+// ContainerEvents opens the runtime's container event stream. It has no
+// timeout: it lives until ctx ends or the runtime closes it.
+func (c *Client) ContainerEvents(ctx context.Context) (EventStream, error) {
+	s, err := c.rs.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("get container events: %w", err)
+	}
+	return s, nil
+}
+
+// ObserveStreamEnd records how an event stream ended, so a stream that the
+// runtime refuses (Unimplemented) or keeps closing shows in the metrics.
+func (c *Client) ObserveStreamEnd(err error, took time.Duration) {
+	c.observe("GetContainerEvents", err, took)
+}
+
+// EventStream is the receiving side of GetContainerEvents.
+type EventStream interface {
+	Recv() (*runtimeapi.ContainerEventResponse, error)
+}
+
+// WaitConnState blocks until the channel's connectivity changes from the
+// state last seen, and reports whether the channel is now ready. It lets the
+// daemon follow the runtime's health without sending a single RPC.
+func (c *Client) WaitConnState(ctx context.Context, last connectivity.State) (connectivity.State, bool) {
+	if last == connectivity.Idle {
+		c.conn.Connect()
+	}
+	c.conn.WaitForStateChange(ctx, last)
+	s := c.conn.GetState()
+	return s, s == connectivity.Ready
+}
+
+// ConnState is the channel's current connectivity state.
+func (c *Client) ConnState() connectivity.State { return c.conn.GetState() }
+
+// WatchHealth follows the channel's connectivity until ctx ends and tells
+// up each time the runtime becomes reachable or unreachable. It keeps the
+// channel connecting, so a restarted runtime is noticed within the
+// reconnect backoff, without a single RPC.
+func (c *Client) WatchHealth(ctx context.Context, up func(bool)) {
+	state := c.conn.GetState()
+	for ctx.Err() == nil {
+		var ready bool
+		state, ready = c.WaitConnState(ctx, state)
+		switch {
+		case ready:
+			up(true)
+		case state == connectivity.TransientFailure || state == connectivity.Shutdown:
+			up(false)
+		}
+	}
+}

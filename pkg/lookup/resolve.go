@@ -1,0 +1,310 @@
+package lookup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+)
+
+// errNotStarted marks a container whose cgroup exists but whose runtime
+// state still says created: its PID is not known yet, so it is asked again.
+var errNotStarted = errors.New("container not started yet")
+
+// resolve looks id up with retries and stores the result.
+func (e *Engine) resolve(ctx context.Context, id string, hint Hint) (enrich.Record, error) {
+	if !hint.Force && !hint.Gone {
+		if rec, err := e.store.Get(id); err == nil && rec.ID == id {
+			return rec, nil
+		}
+	}
+	var rec enrich.Record
+	var err error
+	for try := 0; ; try++ {
+		rec, err = e.resolveOnce(ctx, id, hint)
+		reason, again := e.retryable(err, hint)
+		if !again || try >= e.opts.MaxRetries || ctx.Err() != nil {
+			break
+		}
+		e.rec.Retry(retryRPC(err), reason)
+		if e.sleepBackoff(ctx, try) != nil {
+			break
+		}
+	}
+	return e.settle(id, rec, err, hint)
+}
+
+// settle records the outcome of a lookup.
+func (e *Engine) settle(id string, rec enrich.Record, err error, hint Hint) (enrich.Record, error) {
+	switch {
+	case errors.Is(err, errNotStarted):
+		e.store.Put(rec) // the record is right but for the PID; serve it
+		e.rec.LookupDone(ResultContainer)
+		return rec, nil
+	case err == nil:
+		e.remember(id, true)
+		e.store.Put(rec)
+		e.rec.LookupDone(resultOf(rec))
+		return rec, nil
+	case isNotFound(err) && hint.Gone:
+		e.store.MarkDeleted(id, e.opts.Now())
+		e.rec.LookupDone(ResultDeleted)
+		return enrich.Record{}, fmt.Errorf("%s: %w", id, ErrNotFound)
+	case isNotFound(err):
+		e.remember(id, false)
+		e.rec.LookupDone(ResultNotFound)
+		return enrich.Record{}, fmt.Errorf("%s: %w", id, ErrNotFound)
+	}
+	e.rec.LookupDone(ResultError)
+	e.log.Debug("lookup failed", zap.String("id", id), zap.Error(err))
+	return enrich.Record{}, err
+}
+
+func resultOf(rec enrich.Record) string {
+	if rec.IsPodSandbox {
+		return ResultSandbox
+	}
+	return ResultContainer
+}
+
+// resolveOnce asks the runtime what id is. A sandbox is an ID the runtime
+// answers PodSandboxStatus for; ContainerStatus answering NotFound alone never
+// makes an ID a sandbox, and a timeout never does.
+func (e *Engine) resolveOnce(ctx context.Context, id string, hint Hint) (enrich.Record, error) {
+	if hint.Sandbox || hint.NewPod {
+		rec, err := e.fetchSandbox(ctx, id)
+		if !isNotFound(err) || hint.Sandbox {
+			return rec, err
+		}
+		return e.fetchContainer(ctx, id, hint)
+	}
+	rec, err := e.fetchContainer(ctx, id, hint)
+	if !isNotFound(err) {
+		return rec, err
+	}
+	if sb, sbErr := e.fetchSandbox(ctx, id); !isNotFound(sbErr) {
+		return sb, sbErr
+	}
+	return rec, err
+}
+
+// fetchContainer asks ContainerStatus and attaches the pod.
+func (e *Engine) fetchContainer(ctx context.Context, id string, hint Hint) (enrich.Record, error) {
+	if err := e.limit.wait(ctx); err != nil {
+		return enrich.Record{}, err
+	}
+	resp, err := e.rt.ContainerStatus(ctx, id)
+	if err != nil {
+		e.rec.LookupFailed(StageContainerStatus, reasonOf(err))
+		return enrich.Record{}, &rpcError{rpc: "ContainerStatus", err: err}
+	}
+	res, err := enrich.Container(resp, e.rt.RuntimeName(), e.opts.Enrich)
+	if err != nil {
+		e.rec.LookupFailed(StageParse, parseReason(err))
+		e.log.Warn("malformed container status", zap.String("id", id), zap.Error(err))
+		return enrich.Record{}, err
+	}
+	if res.Trimmed > 0 {
+		e.rec.Trimmed(res.Trimmed)
+	}
+	pod, source := e.podFor(ctx, res)
+	rec := enrich.AttachPod(res.Record, pod, source)
+	if source != enrich.PodSourceSandboxStatus {
+		e.rec.FallbackHit(string(source))
+	}
+	return e.fillPID(rec, hint)
+}
+
+// fillPID completes a container whose process started after the runtime
+// answered: the PID comes from its cgroup, or it is asked again.
+func (e *Engine) fillPID(rec enrich.Record, hint Hint) (enrich.Record, error) {
+	if rec.PID != 0 || rec.State != "created" || !hint.Cgroup {
+		return rec, nil
+	}
+	if e.opts.PIDOfCgroup != nil && rec.CgroupPath != "" {
+		if pid := e.opts.PIDOfCgroup(rec.CgroupPath); pid > 0 {
+			rec.PID = pid
+			return rec, nil
+		}
+	}
+	return rec, errNotStarted
+}
+
+// podFor finds the pod of a container: the cached sandbox (one
+// PodSandboxStatus per pod), else a fresh PodSandboxStatus, else the
+// fallback chain, saying which it used.
+func (e *Engine) podFor(ctx context.Context, res enrich.ContainerResult) (*enrich.Pod, enrich.PodSource) {
+	cached, haveCached := enrich.Record{}, false
+	if res.SandboxID != "" {
+		cached, haveCached = e.store.GetSandbox(res.SandboxID)
+		if haveCached && cached.Pod != nil && !e.isStale(res.SandboxID) {
+			return cached.Pod, enrich.PodSourceSandboxStatus
+		}
+		sb, err := e.fetchSandbox(ctx, res.SandboxID)
+		if err == nil && sb.Pod != nil {
+			return sb.Pod, enrich.PodSourceSandboxStatus
+		}
+	}
+	switch {
+	case haveCached && cached.Pod != nil:
+		return cached.Pod, enrich.PodSourceSandboxCache
+	case res.LabelPod != nil:
+		return res.LabelPod, enrich.PodSourceContainerLabels
+	}
+	return nil, enrich.PodSourceNone
+}
+
+// fetchSandbox asks PodSandboxStatus once for all callers wanting the same
+// sandbox at the same time, and caches the sandbox's record.
+func (e *Engine) fetchSandbox(ctx context.Context, id string) (enrich.Record, error) {
+	v, err, _ := e.sandboxes.Do(id, func() (any, error) {
+		if err := e.limit.wait(ctx); err != nil {
+			return enrich.Record{}, err
+		}
+		resp, err := e.rt.PodSandboxStatus(ctx, id)
+		if err != nil {
+			if !isNotFound(err) {
+				e.rec.LookupFailed(StagePodSandboxStatus, reasonOf(err))
+			}
+			return enrich.Record{}, &rpcError{rpc: "PodSandboxStatus", err: err}
+		}
+		rec, err := enrich.Sandbox(resp, e.rt.RuntimeName(), e.opts.Enrich)
+		if err != nil && !isReason(err, enrich.ReasonBadCNIResult) {
+			e.rec.LookupFailed(StageParse, parseReason(err))
+			e.log.Warn("malformed pod sandbox status", zap.String("id", id), zap.Error(err))
+			return enrich.Record{}, err
+		}
+		if err != nil { // the rest of the record is good
+			e.rec.LookupFailed(StageParse, parseReason(err))
+		}
+		e.mu.Lock()
+		delete(e.stale, id)
+		e.mu.Unlock()
+		e.store.Put(rec)
+		return rec, nil
+	})
+	return v.(enrich.Record), err
+}
+
+// rpcError tags a runtime error with the RPC that failed.
+type rpcError struct {
+	rpc string
+	err error
+}
+
+func (r *rpcError) Error() string { return r.err.Error() }
+func (r *rpcError) Unwrap() error { return r.err }
+
+func retryRPC(err error) string {
+	var r *rpcError
+	if errors.As(err, &r) {
+		return r.rpc
+	}
+	if errors.Is(err, errNotStarted) {
+		return "ContainerStatus"
+	}
+	return "none"
+}
+
+// retryable says whether err is worth another try, and why.
+func (e *Engine) retryable(err error, hint Hint) (string, bool) {
+	if err == nil {
+		return "", false
+	}
+	if errors.Is(err, errNotStarted) {
+		return "not_started", true
+	}
+	var r *rpcError
+	if !errors.As(err, &r) {
+		return "", false // parse errors: the same answer would come back
+	}
+	switch code := status.Code(r.err); code {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
+		return reasonOf(r.err), true
+	case codes.NotFound:
+		// Seen to exist but not known yet: the runtime registers a
+		// container or sandbox a moment after its cgroup appears.
+		return "not_found", hint.Exists && !hint.Gone
+	}
+	return "", false
+}
+
+func (e *Engine) sleepBackoff(ctx context.Context, try int) error {
+	d := e.opts.RetryBase << try
+	if d > e.opts.RetryMax || d <= 0 {
+		d = e.opts.RetryMax
+	}
+	// Full jitter in [d/2, d): spreads retries of a burst apart.
+	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	return e.opts.Sleep(ctx, d)
+}
+
+func isNotFound(err error) bool {
+	return err != nil && statusCode(err) == codes.NotFound
+}
+
+func statusCode(err error) codes.Code {
+	var r *rpcError
+	if errors.As(err, &r) {
+		return status.Code(r.err)
+	}
+	return status.Code(err)
+}
+
+// reasonOf is a bounded label for an RPC error: its gRPC code.
+func reasonOf(err error) string {
+	c := status.Code(err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		c = codes.DeadlineExceeded
+	}
+	return snake(c.String())
+}
+
+func snake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func parseReason(err error) string {
+	var p *enrich.ParseError
+	if errors.As(err, &p) {
+		return p.Reason
+	}
+	return "unknown"
+}
+
+func isReason(err error, reason string) bool {
+	var p *enrich.ParseError
+	return errors.As(err, &p) && p.Reason == reason
+}
+
+// listed converts a list item's state for cheap updates during relist.
+func containerState(s runtimeapi.ContainerState) string {
+	switch s {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		return "created"
+	case runtimeapi.ContainerState_CONTAINER_RUNNING:
+		return "running"
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		return "exited"
+	}
+	return "unknown"
+}

@@ -1,0 +1,74 @@
+package lookup
+
+import (
+	"sync"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
+)
+
+// CgroupRecorder counts cgroup events.
+type CgroupRecorder interface {
+	CgroupEvent(kind string)
+}
+
+// CgroupSource turns the cgroup watcher's events into lookups.
+type CgroupSource struct {
+	engine       *Engine
+	rec          CgroupRecorder
+	eventsActive func() bool
+
+	mu   sync.Mutex
+	pods map[string]struct{} // pod UIDs whose first cgroup was seen
+}
+
+// NewCgroupSource creates the glue; eventsActive says whether the CRI event
+// stream currently reports stops and deletions (then a vanishing cgroup
+// needs no question to the runtime).
+func NewCgroupSource(e *Engine, rec CgroupRecorder, eventsActive func() bool) *CgroupSource {
+	return &CgroupSource{engine: e, rec: rec, eventsActive: eventsActive, pods: make(map[string]struct{})}
+}
+
+// Handle applies one cgroup event.
+func (s *CgroupSource) Handle(ev cgroup.Event) {
+	s.rec.CgroupEvent(ev.Kind.String())
+	id := ev.Ref.ContainerID
+	switch ev.Kind {
+	case cgroup.Added:
+		s.engine.Submit(id, Hint{Exists: true, Cgroup: true, NewPod: s.firstOfPod(ev.Ref.PodUID)})
+	case cgroup.Removed:
+		s.forget(ev.Ref.PodUID, id)
+		if s.eventsActive() {
+			return
+		}
+		if rec, err := s.engine.store.Get(id); err == nil && rec.ID == id && rec.DeletedAt == nil {
+			s.engine.Submit(id, Hint{Gone: true})
+		}
+	}
+}
+
+// firstOfPod says whether this is the first cgroup seen in the pod: in a
+// pod nobody knows yet, the first cgroup is almost always the sandbox's, so
+// PodSandboxStatus is asked first and ContainerStatus is spared a NotFound.
+func (s *CgroupSource) firstOfPod(podUID string) bool {
+	if podUID == "" {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, seen := s.pods[podUID]; seen {
+		return false
+	}
+	s.pods[podUID] = struct{}{}
+	return !s.engine.podKnown(podUID)
+}
+
+func (s *CgroupSource) forget(podUID, id string) {
+	if podUID == "" {
+		return
+	}
+	if rec, ok := s.engine.store.GetSandbox(id); ok && rec.Pod != nil && rec.Pod.UID == podUID {
+		s.mu.Lock()
+		delete(s.pods, podUID)
+		s.mu.Unlock()
+	}
+}

@@ -1,0 +1,69 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// CacheStats is the cache's state at scrape time.
+type CacheStats struct {
+	Containers, Sandboxes, Deleted int
+	Evictions                      uint64
+}
+
+// LookupStats is the lookup engine's state at scrape time.
+type LookupStats struct {
+	Queued, InFlight, Negative int
+}
+
+// statsCollector builds const metrics from the components' own counts at
+// scrape time, so nothing has to push gauges on every change.
+type statsCollector struct {
+	cache    func() CacheStats
+	lookups  func() LookupStats
+	lastSync func() time.Time
+	now      func() time.Time
+
+	entries, evictions, queued, inFlight, negative, syncAge *prometheus.Desc
+}
+
+// WatchComponents registers the scrape-time collector over the cache and
+// the lookup engine.
+func (m *Metrics) WatchComponents(cache func() CacheStats, lookups func() LookupStats) {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
+	}
+	m.registry.MustRegister(&statsCollector{
+		cache: cache, lookups: lookups, lastSync: m.LastSync, now: time.Now,
+		entries:   d("cache_entries", "Records in the cache, by kind (container, sandbox, deleted).", "kind"),
+		evictions: d("cache_evictions_total", "Records evicted from the cache because it was full."),
+		queued:    d("lookup_queue_depth", "IDs waiting for a lookup."),
+		inFlight:  d("lookups_in_flight", "Lookups running against the runtime now."),
+		negative:  d("negative_cache_entries", "IDs recently found to be neither container nor sandbox, not asked again until their backoff ends."),
+		syncAge:   d("last_sync_age_seconds", "Seconds since the last successful full sync with the runtime (absent before the first)."),
+	})
+}
+
+// Describe implements prometheus.Collector.
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.entries, c.evictions, c.queued, c.inFlight, c.negative, c.syncAge} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	cs := c.cache()
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(cs.Containers), "container")
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(cs.Sandboxes), "sandbox")
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(cs.Deleted), "deleted")
+	ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(cs.Evictions))
+	ls := c.lookups()
+	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(ls.Queued))
+	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(ls.InFlight))
+	ch <- prometheus.MustNewConstMetric(c.negative, prometheus.GaugeValue, float64(ls.Negative))
+	if t := c.lastSync(); !t.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.syncAge, prometheus.GaugeValue, c.now().Sub(t).Seconds())
+	}
+}
