@@ -1,0 +1,98 @@
+package enrich
+
+import (
+	"strings"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// idLen is the length of a full container or sandbox ID; shortIDLen is the
+// prefix runtimes accept and tools print.
+const (
+	idLen      = 64
+	shortIDLen = 12
+)
+
+// isFullID reports whether s is a full runtime ID: 64 lowercase hex digits,
+// as containerd, CRI-O and cgroup paths all spell it.
+func isFullID(s string) bool {
+	if len(s) != idLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// isImageID reports whether s names an image by its ID rather than by a
+// repository: "sha256:<64 hex>" (containerd) or bare 64 hex (CRI-O).
+func isImageID(s string) bool {
+	return isFullID(strings.TrimPrefix(s, "sha256:"))
+}
+
+// unixNano converts a CRI timestamp; zero means unset.
+func unixNano(ns int64) *time.Time {
+	if ns == 0 {
+		return nil
+	}
+	t := time.Unix(0, ns).UTC()
+	return &t
+}
+
+func containerState(s runtimeapi.ContainerState) string {
+	switch s {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		return "created"
+	case runtimeapi.ContainerState_CONTAINER_RUNNING:
+		return "running"
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		return "exited"
+	default:
+		return "unknown"
+	}
+}
+
+func sandboxState(s runtimeapi.PodSandboxState) string {
+	if s == runtimeapi.PodSandboxState_SANDBOX_READY {
+		return "ready"
+	}
+	return "notready"
+}
+
+// propagation names a mount propagation the way mount(8) and the OCI spec
+// do, which is what operators search for.
+func propagation(p runtimeapi.MountPropagation) string {
+	switch p {
+	case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+		return "rslave"
+	case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+		return "rshared"
+	default:
+		return "private"
+	}
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// firstFullID returns the first candidate that is a well-formed ID, so a
+// garbled source never shadows a good one behind it.
+func firstFullID(ss ...string) string {
+	for _, s := range ss {
+		if isFullID(s) {
+			return s
+		}
+	}
+	return ""
+}
