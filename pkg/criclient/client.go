@@ -225,7 +225,7 @@ func (c *Client) ListPodSandbox(ctx context.Context) ([]*runtimeapi.PodSandbox, 
 
 // ContainerEvents opens the runtime's container event stream. It has no
 // timeout: it lives until ctx ends or the runtime closes it.
-func (c *Client) ContainerEvents(ctx context.Context) (EventStream, error) {
+func (c *Client) ContainerEvents(ctx context.Context) (runtimeapi.RuntimeService_GetContainerEventsClient, error) {
 	s, err := c.rs.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("get container events: %w", err)
@@ -237,11 +237,6 @@ func (c *Client) ContainerEvents(ctx context.Context) (EventStream, error) {
 // runtime refuses (Unimplemented) or keeps closing shows in the metrics.
 func (c *Client) ObserveStreamEnd(err error, took time.Duration) {
 	c.observe("GetContainerEvents", err, took)
-}
-
-// EventStream is the receiving side of GetContainerEvents.
-type EventStream interface {
-	Recv() (*runtimeapi.ContainerEventResponse, error)
 }
 
 // WaitConnState blocks until the channel's connectivity changes from the

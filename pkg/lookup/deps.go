@@ -15,6 +15,7 @@ import (
 // per-call timeout.
 type Runtime interface {
 	RuntimeName() string
+	Version(ctx context.Context) (*runtimeapi.VersionResponse, error)
 	ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatusResponse, error)
 	PodSandboxStatus(ctx context.Context, id string) (*runtimeapi.PodSandboxStatusResponse, error)
 	ListContainers(ctx context.Context) ([]*runtimeapi.Container, error)

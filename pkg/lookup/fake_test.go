@@ -38,6 +38,13 @@ func newFakeRuntime() *fakeRuntime {
 
 func (f *fakeRuntime) RuntimeName() string { return "containerd" }
 
+func (f *fakeRuntime) Version(context.Context) (*runtimeapi.VersionResponse, error) {
+	if err := f.count("Version", ""); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.VersionResponse{RuntimeName: "containerd", RuntimeVersion: "test"}, nil
+}
+
 func (f *fakeRuntime) count(rpc, id string) error {
 	f.mu.Lock()
 	f.calls[rpc]++

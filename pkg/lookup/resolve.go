@@ -47,6 +47,7 @@ func (e *Engine) resolve(ctx context.Context, id string, hint Hint) (enrich.Reco
 func (e *Engine) settle(id string, rec enrich.Record, err error, hint Hint) (enrich.Record, error) {
 	switch {
 	case errors.Is(err, errNotStarted):
+		rec = e.lastResortPID(rec)
 		e.store.Put(rec) // the record is right but for the PID; serve it
 		e.rec.LookupDone(ResultContainer)
 		return rec, nil
@@ -107,7 +108,7 @@ func (e *Engine) fetchContainer(ctx context.Context, id string, hint Hint) (enri
 		e.rec.LookupFailed(StageContainerStatus, reasonOf(err))
 		return enrich.Record{}, &rpcError{rpc: "ContainerStatus", err: err}
 	}
-	res, err := enrich.Container(resp, e.rt.RuntimeName(), e.opts.Enrich)
+	res, err := enrich.Container(resp, e.runtimeName(ctx), e.opts.Enrich)
 	if err != nil {
 		e.rec.LookupFailed(StageParse, parseReason(err))
 		e.log.Warn("malformed container status", zap.String("id", id), zap.Error(err))
@@ -126,17 +127,25 @@ func (e *Engine) fetchContainer(ctx context.Context, id string, hint Hint) (enri
 
 // fillPID completes a container whose process started after the runtime
 // answered: the PID comes from its cgroup, or it is asked again.
+//
+// A cgroup appears when the runtime creates the task, a moment before it
+// starts it; a ContainerStatus in between still says created. That answer
+// is asked again (a counted retry), and only when the retries run out is
+// the PID taken from the cgroup, with the state left as the runtime said.
 func (e *Engine) fillPID(rec enrich.Record, hint Hint) (enrich.Record, error) {
 	if rec.PID != 0 || rec.State != "created" || !hint.Cgroup {
 		return rec, nil
 	}
-	if e.opts.PIDOfCgroup != nil && rec.CgroupPath != "" {
-		if pid := e.opts.PIDOfCgroup(rec.CgroupPath); pid > 0 {
-			rec.PID = pid
-			return rec, nil
-		}
-	}
 	return rec, errNotStarted
+}
+
+// lastResortPID fills the PID of a container that never left "created"
+// while its cgroup held a process.
+func (e *Engine) lastResortPID(rec enrich.Record) enrich.Record {
+	if rec.PID == 0 && e.opts.PIDOfCgroup != nil && rec.CgroupPath != "" {
+		rec.PID = e.opts.PIDOfCgroup(rec.CgroupPath)
+	}
+	return rec
 }
 
 // podFor finds the pod of a container: the cached sandbox (one
@@ -177,7 +186,7 @@ func (e *Engine) fetchSandbox(ctx context.Context, id string) (enrich.Record, er
 			}
 			return enrich.Record{}, &rpcError{rpc: "PodSandboxStatus", err: err}
 		}
-		rec, err := enrich.Sandbox(resp, e.rt.RuntimeName(), e.opts.Enrich)
+		rec, err := enrich.Sandbox(resp, e.runtimeName(ctx), e.opts.Enrich)
 		if err != nil && !isReason(err, enrich.ReasonBadCNIResult) {
 			e.rec.LookupFailed(StageParse, parseReason(err))
 			e.log.Warn("malformed pod sandbox status", zap.String("id", id), zap.Error(err))
@@ -193,6 +202,19 @@ func (e *Engine) fetchSandbox(ctx context.Context, id string) (enrich.Record, er
 		return rec, nil
 	})
 	return v.(enrich.Record), err
+}
+
+// runtimeName names the runtime for records. A lookup may run before the
+// first sync has asked Version; then it asks itself (once, shared by the
+// client's memory of the answer).
+func (e *Engine) runtimeName(ctx context.Context) string {
+	if name := e.rt.RuntimeName(); name != "" {
+		return name
+	}
+	if v, err := e.rt.Version(ctx); err == nil {
+		return v.GetRuntimeName()
+	}
+	return ""
 }
 
 // rpcError tags a runtime error with the RPC that failed.

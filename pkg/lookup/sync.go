@@ -15,6 +15,7 @@ import (
 
 // SyncReport says what one bootstrap or relist found and repaired.
 type SyncReport struct {
+	Runtime, RuntimeVersion string
 	Sandboxes, Containers int // what the runtime listed
 	Added, Deleted        int // lookups started, records marked deleted
 }
@@ -29,6 +30,12 @@ func (e *Engine) Sync(ctx context.Context) (SyncReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.SyncDeadline)
 	defer cancel()
 	start := e.opts.Now()
+	// Version confirms that the socket is a CRI runtime and names it for
+	// the records; a restarted runtime may be another version.
+	v, err := e.rt.Version(ctx)
+	if err != nil {
+		return SyncReport{}, e.syncFailed(fmt.Errorf("sync: %w", err))
+	}
 	sandboxes, err := e.rt.ListPodSandbox(ctx)
 	if err != nil {
 		return SyncReport{}, e.syncFailed(fmt.Errorf("sync: %w", err))
@@ -37,7 +44,7 @@ func (e *Engine) Sync(ctx context.Context) (SyncReport, error) {
 	if err != nil {
 		return SyncReport{}, e.syncFailed(fmt.Errorf("sync: %w", err))
 	}
-	rep := SyncReport{Sandboxes: len(sandboxes), Containers: len(containers)}
+	rep := SyncReport{Runtime: v.GetRuntimeName(), RuntimeVersion: v.GetRuntimeVersion(), Sandboxes: len(sandboxes), Containers: len(containers)}
 	live, queued := e.queueListed(sandboxes, containers)
 	rep.Added = len(queued)
 	rep.Deleted = e.deleteMissing(live, start)
@@ -211,7 +218,7 @@ func (s *Syncer) syncOnce(ctx context.Context) bool {
 		return false
 	}
 	first := !s.synced.Swap(true)
-	s.log.Info("synced with runtime", zap.Int("sandboxes", rep.Sandboxes), zap.Int("containers", rep.Containers),
+	s.log.Info("synced with runtime", zap.String("runtime", rep.Runtime), zap.String("runtime_version", rep.RuntimeVersion), zap.Int("sandboxes", rep.Sandboxes), zap.Int("containers", rep.Containers),
 		zap.Int("looked_up", rep.Added), zap.Int("marked_deleted", rep.Deleted), zap.Bool("bootstrap", first))
 	if first {
 		s.ready(s.Ready())

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/api"
+	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
+	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
+	"github.com/cri-enricherd/cri-enricherd/pkg/config"
+	"github.com/cri-enricherd/cri-enricherd/pkg/criclient"
+	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/lookup"
+	"github.com/cri-enricherd/cri-enricherd/pkg/metrics"
+)
+
+// drainTimeout bounds how long the HTTP servers finish requests in flight
+// after a stop signal.
+const drainTimeout = 5 * time.Second
+
+// serve builds the components from cfg and runs them until SIGTERM/SIGINT.
+func serve(cfg config.Config) error {
+	log, err := config.NewLogger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	log.Info("starting", zap.String("version", version), zap.Object("config", cfg))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	m := metrics.New(metrics.BuildInfo{Version: version})
+	var ready atomic.Pointer[func() bool]
+	isReady := func() bool {
+		f := ready.Load()
+		return f != nil && (*f)()
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	if err := serveMetrics(ctx, g, cfg, m, isReady, log); err != nil {
+		return err
+	}
+	endpoint, err := findRuntime(ctx, cfg.Runtime.Endpoint, log)
+	if err != nil {
+		return err
+	}
+	client, err := criclient.Dial(endpoint, criclient.Options{Timeout: cfg.Runtime.Timeout, Observer: m})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = client.Close() }()
+	d, err := assemble(cfg, client, m, log)
+	if err != nil {
+		return err
+	}
+	ready.Store(&d.ready)
+	d.start(ctx, g, cfg, client, m, log)
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}
+
+// daemon holds the components between assembly and start.
+type daemon struct {
+	cache   *cache.Cache
+	engine  *lookup.Engine
+	syncer  *lookup.Syncer
+	events  *lookup.Events
+	watcher *cgroup.Watcher
+	source  *lookup.CgroupSource
+	handler *api.Handler
+	ready   func() bool
+}
+
+func assemble(cfg config.Config, client *criclient.Client, m *metrics.Metrics, log *zap.Logger) (*daemon, error) {
+	h, err := cgroup.DetectHierarchy(cfg.Cgroup.Root)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("watching cgroups", zap.String("dir", h.Dir), zap.Stringer("mode", h.Mode))
+	d := &daemon{}
+	d.cache = cache.New(cache.WithCapacity(cfg.Cache.Size), cache.WithGracePeriod(cfg.Cache.DeletedGrace))
+	rt := &runtimeClient{Client: client}
+	d.engine = lookup.New(rt, d.cache, m, log.Named("lookup"), lookup.Options{
+		Concurrency: cfg.Runtime.MaxConcurrency, RateLimit: cfg.Runtime.RateLimit,
+		MaxRetries: cfg.Runtime.MaxRetries, RetryBase: cfg.Runtime.RetryBase, RetryMax: cfg.Runtime.RetryMax,
+		NegativeTTL: cfg.Cache.NegativeTTL, SyncDeadline: cfg.Runtime.BootstrapTimeout,
+		PIDOfCgroup: h.FirstPID,
+		Enrich: enrich.Options{ExportEnv: cfg.Enrich.ExportEnv, ExportAnnotations: cfg.Enrich.ExportAnnotations,
+			MaxLabels: cfg.Enrich.MaxLabels, MaxValueLen: cfg.Enrich.MaxValueLength},
+	})
+	d.syncer = lookup.NewSyncer(d.engine, log.Named("sync"), cfg.Runtime.RelistInterval, m.Ready)
+	d.events = lookup.NewEvents(d.engine, rt, m, log.Named("events"), d.syncer.Kick)
+	d.watcher = cgroup.NewWatcher(h.Dir, log.Named("cgroup"), cgroup.WatcherOptions{RescanInterval: cfg.Cgroup.RescanInterval})
+	d.source = lookup.NewCgroupSource(d.engine, m, d.events.Active)
+	d.ready = d.syncer.Ready
+	d.handler = api.NewHandler(d.cache, d.engine, cgroup.NewProcResolver(cfg.Proc.Root), log.Named("api"),
+		api.Options{OnDemandTimeout: cfg.API.OnDemandTimeout, Ready: d.ready})
+	m.WatchComponents(d.cacheStats, d.lookupStats)
+	return d, nil
+}
+
+func (d *daemon) cacheStats() metrics.CacheStats {
+	c, s, del := d.cache.Counts()
+	return metrics.CacheStats{Containers: c, Sandboxes: s, Deleted: del, Evictions: d.cache.Evictions()}
+}
+
+func (d *daemon) lookupStats() metrics.LookupStats {
+	s := d.engine.Stats()
+	return metrics.LookupStats{Queued: s.Queued, InFlight: s.InFlight, Negative: s.Negative}
+}
+
+// start runs every component in g; the first to fail stops the others.
+func (d *daemon) start(ctx context.Context, g *errgroup.Group, cfg config.Config, client *criclient.Client, m *metrics.Metrics, log *zap.Logger) {
+	g.Go(func() error { return d.engine.Run(ctx) })
+	g.Go(func() error { return d.syncer.Run(ctx) })
+	g.Go(func() error { client.WatchHealth(ctx, d.syncer.RuntimeUp); return nil })
+	g.Go(func() error { d.cache.Run(ctx, 10*time.Second); return nil })
+	g.Go(func() error { sweep(ctx, d.engine.Sweep); return nil })
+	if cfg.Runtime.Events != config.EventsOff {
+		g.Go(func() error { return d.events.Run(ctx) })
+	} else {
+		m.EventSource("cgroup")
+	}
+	g.Go(func() error { return d.watcher.Run(ctx, d.source.Handle) })
+	g.Go(func() error { return serveAPI(ctx, cfg.API, d.handler, log) })
+}
+
+func sweep(ctx context.Context, fn func()) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}
+
+// findRuntime returns the configured endpoint, or waits for one of the
+// well-known sockets to appear: a daemon started before its runtime waits
+// (not ready) instead of failing.
+func findRuntime(ctx context.Context, endpoint string, log *zap.Logger) (string, error) {
+	if endpoint != "" {
+		return criclient.Target(endpoint)
+	}
+	for delay := time.Second; ; delay = min(2*delay, 10*time.Second) {
+		ep, err := criclient.Detect(config.WellKnownEndpoints())
+		if err == nil {
+			log.Info("runtime endpoint detected", zap.String("endpoint", ep))
+			return ep, nil
+		}
+		log.Warn("waiting for a runtime socket", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("stopped while waiting for a runtime: %w", err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+func serveAPI(ctx context.Context, cfg config.APIConfig, h http.Handler, log *zap.Logger) error {
+	l, err := api.ListenUnix(cfg.Socket, api.SocketOptions{Mode: cfg.SocketMode, Group: cfg.SocketGroup})
+	if err != nil {
+		return err
+	}
+	log.Info("api listening", zap.String("socket", cfg.Socket))
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return api.Serve(ctx, api.NewServer(h), l, drainTimeout) })
+	if cfg.Address != "" {
+		tl, err := net.Listen("tcp", cfg.Address)
+		if err != nil {
+			return fmt.Errorf("api address %s: %w", cfg.Address, err)
+		}
+		log.Info("api listening", zap.String("address", tl.Addr().String()))
+		g.Go(func() error { return api.Serve(ctx, api.NewServer(h), tl, drainTimeout) })
+	}
+	return g.Wait()
+}
+
+// serveMetrics serves /metrics, /healthz and /readyz (what the kubelet
+// probes) and, when enabled, pprof, on the metrics address.
+func serveMetrics(ctx context.Context, g *errgroup.Group, cfg config.Config, m *metrics.Metrics, ready func() bool, log *zap.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+cfg.Metrics.Path, m.Handler())
+	probes := api.NewHandler(nil, nil, nil, log, api.Options{Ready: ready})
+	mux.Handle("GET /healthz", probes)
+	mux.Handle("GET /readyz", probes)
+	if cfg.Debug.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	l, err := net.Listen("tcp", cfg.Metrics.Address)
+	if err != nil {
+		return fmt.Errorf("metrics address %s: %w", cfg.Metrics.Address, err)
+	}
+	log.Info("metrics listening", zap.String("address", l.Addr().String()))
+	g.Go(func() error { return api.Serve(ctx, api.NewServer(mux), l, drainTimeout) })
+	return nil
+}
+
+// runtimeClient adapts the CRI client to the lookup engine's interfaces.
+type runtimeClient struct {
+	*criclient.Client
+}

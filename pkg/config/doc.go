@@ -1,0 +1,15 @@
+// Package config owns cri-enricherd's settings: their names, defaults and
+// documentation, how they are read (defaults, then a YAML file given by
+// --config, then CRI_ENRICHERD_* environment variables, then flags), and the
+// rules a valid configuration obeys.
+//
+// Everything a run needs comes back from Load as one typed Config value; no
+// other package reads flags, files or the environment. Load uses a fresh
+// viper instance every time and never the process environment directly, so it
+// is safe to call from parallel tests.
+//
+// The key table in keys.go is the single source of truth: flags, environment
+// variable names, the README reference (Reference) and the effective-config
+// log line (Redacted) are all generated from it, and a test checks that it
+// covers every field of Config.
+package config
