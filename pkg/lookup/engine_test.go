@@ -99,7 +99,7 @@ func TestLookup_FallsBackToCachedSandboxWhenPodSandboxStatusFails(t *testing.T) 
 	if _, err := lookupNow(t, e, ctrs[0]); err != nil {
 		t.Fatal(err)
 	}
-	e.InvalidateSandbox(sb) // a sandbox event asks for fresh pod data...
+	e.InvalidateSandbox(sb)                // a sandbox event asks for fresh pod data...
 	rt.fail = func(rpc, id string) error { // ...but the runtime cannot give it
 		if rpc == "PodSandboxStatus" {
 			return status.Error(codes.Unavailable, "down")

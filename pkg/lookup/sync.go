@@ -16,8 +16,8 @@ import (
 // SyncReport says what one bootstrap or relist found and repaired.
 type SyncReport struct {
 	Runtime, RuntimeVersion string
-	Sandboxes, Containers int // what the runtime listed
-	Added, Deleted        int // lookups started, records marked deleted
+	Sandboxes, Containers   int // what the runtime listed
+	Added, Deleted          int // lookups started, records marked deleted
 }
 
 // Sync makes the cache equal to the runtime: two List calls for the whole
