@@ -22,18 +22,23 @@ var errNotStarted = errors.New("container not started yet")
 
 // resolve looks id up with retries and stores the result.
 func (e *Engine) resolve(ctx context.Context, id string, hint Hint) (enrich.Record, error) {
-	if !hint.Force && !hint.Gone {
-		if rec, err := e.store.Get(id); err == nil && rec.ID == id {
-			return rec, nil
-		}
-	}
 	var rec enrich.Record
 	var err error
 	for try := 0; ; try++ {
-		rec, err = e.resolveOnce(ctx, id, hint)
+		// Another lookup (a container fetching its pod's sandbox) may have
+		// cached this ID meanwhile: then there is nothing left to ask.
+		if cached, ok := e.cached(id, hint); ok {
+			return cached, nil
+		}
+		rec, err = e.resolveOnce(ctx, id, hint, try >= e.opts.MaxRetries)
 		reason, again := e.retryable(err, hint)
 		if !again || try >= e.opts.MaxRetries || ctx.Err() != nil {
 			break
+		}
+		if errors.Is(err, errNotStarted) {
+			// Serve what is known now; the retry only adds the state.
+			e.store.Put(e.lastResortPID(rec))
+			hint.Force = true
 		}
 		e.rec.Retry(retryRPC(err), reason)
 		if e.sleepBackoff(ctx, try) != nil {
@@ -41,6 +46,14 @@ func (e *Engine) resolve(ctx context.Context, id string, hint Hint) (enrich.Reco
 		}
 	}
 	return e.settle(id, rec, err, hint)
+}
+
+func (e *Engine) cached(id string, hint Hint) (enrich.Record, bool) {
+	if hint.Force || hint.Gone {
+		return enrich.Record{}, false
+	}
+	rec, err := e.store.Get(id)
+	return rec, err == nil && rec.ID == id
 }
 
 // settle records the outcome of a lookup.
@@ -80,10 +93,15 @@ func resultOf(rec enrich.Record) string {
 // resolveOnce asks the runtime what id is. A sandbox is an ID the runtime
 // answers PodSandboxStatus for; ContainerStatus answering NotFound alone never
 // makes an ID a sandbox, and a timeout never does.
-func (e *Engine) resolveOnce(ctx context.Context, id string, hint Hint) (enrich.Record, error) {
+//
+// The first cgroup of a pod nobody knows yet is almost always its sandbox,
+// which the runtime registers a moment after the cgroup appears; so for
+// such an ID a NotFound from PodSandboxStatus is retried as it is, and
+// ContainerStatus is asked only on the last try.
+func (e *Engine) resolveOnce(ctx context.Context, id string, hint Hint, last bool) (enrich.Record, error) {
 	if hint.Sandbox || hint.NewPod {
 		rec, err := e.fetchSandbox(ctx, id)
-		if !isNotFound(err) || hint.Sandbox {
+		if !isNotFound(err) || hint.Sandbox || (hint.Exists && !last) {
 			return rec, err
 		}
 		return e.fetchContainer(ctx, id, hint)

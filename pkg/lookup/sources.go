@@ -2,6 +2,7 @@ package lookup
 
 import (
 	"sync"
+	"time"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 )
@@ -16,6 +17,7 @@ type CgroupSource struct {
 	engine       *Engine
 	rec          CgroupRecorder
 	eventsActive func() bool
+	eventGrace   time.Duration
 
 	mu   sync.Mutex
 	pods map[string]struct{} // pod UIDs whose first cgroup was seen
@@ -25,7 +27,7 @@ type CgroupSource struct {
 // stream currently reports stops and deletions (then a vanishing cgroup
 // needs no question to the runtime).
 func NewCgroupSource(e *Engine, rec CgroupRecorder, eventsActive func() bool) *CgroupSource {
-	return &CgroupSource{engine: e, rec: rec, eventsActive: eventsActive, pods: make(map[string]struct{})}
+	return &CgroupSource{engine: e, rec: rec, eventsActive: eventsActive, eventGrace: 2 * time.Second, pods: make(map[string]struct{})}
 }
 
 // Handle applies one cgroup event.
@@ -34,7 +36,16 @@ func (s *CgroupSource) Handle(ev cgroup.Event) {
 	id := ev.Ref.ContainerID
 	switch ev.Kind {
 	case cgroup.Added:
-		s.engine.Submit(id, Hint{Exists: true, Cgroup: true, NewPod: s.firstOfPod(ev.Ref.PodUID)})
+		hint := Hint{Exists: true, Cgroup: true, NewPod: s.firstOfPod(ev.Ref.PodUID)}
+		if s.eventsActive() {
+			// The event stream reports every container and sandbox,
+			// usually before its cgroup exists; the cgroup is the safety
+			// net for a lost event, so it waits for the event first and
+			// never races it into a NotFound.
+			time.AfterFunc(s.eventGrace, func() { s.engine.Submit(id, hint) })
+			return
+		}
+		s.engine.Submit(id, hint)
 	case cgroup.Removed:
 		s.forget(ev.Ref.PodUID, id)
 		if s.eventsActive() {

@@ -217,3 +217,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, fn func() erro
 	}
 	t.Fatalf("%s: not reached within %s: %v", what, timeout, err)
 }
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

@@ -135,15 +135,16 @@ func sandboxView(t *testing.T, rt *harness.Runtime, id string) *runtimeapi.PodSa
 	return resp.GetStatus()
 }
 
-// waitRecord waits until the API serves id with a PID (a started process).
+// waitRecord waits until the API serves id started: a PID, and state
+// running (a container) or ready (a sandbox).
 func waitRecord(t *testing.T, d *daemon, id string) enrich.Record {
 	t.Helper()
 	var rec enrich.Record
 	eventually(t, 30*time.Second, "record of "+id[:12], func() error {
 		var err error
 		rec, err = d.record(id)
-		if err == nil && rec.PID == 0 {
-			return fmt.Errorf("record has no pid yet (state %s)", rec.State)
+		if err == nil && (rec.PID == 0 || (rec.State != "running" && rec.State != "ready")) {
+			return fmt.Errorf("record not started yet (state %s, pid %d)", rec.State, rec.PID)
 		}
 		return err
 	})

@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cri-enricherd/cri-enricherd/test/harness"
+)
+
+// TestLookup_FewestCallsThatStayCorrect creates pods on a running daemon
+// and checks the CRI call counters: two List calls at bootstrap, at most one
+// ContainerStatus per container and one PodSandboxStatus per pod (plus
+// counted retries), and nothing more while nothing changes. It also checks
+// which source fed the lookups: the event stream on 2.x, cgroups on 1.6.
+func TestLookup_FewestCallsThatStayCorrect(t *testing.T) {
+	for _, v := range harness.Variants() {
+		t.Run(v.Name, func(t *testing.T) { testFewestCalls(t, v) })
+	}
+}
+
+func testFewestCalls(t *testing.T, v harness.Variant) {
+	rt := startRuntime(t, v)
+	d := startDaemon(t, rt.Endpoint(), "--runtime-relist-interval", "1h")
+	d.waitReady(60 * time.Second)
+	const pods, perPod = 4, 3
+	var all []*harness.Pod
+	for p := 0; p < pods; p++ {
+		spec := harness.PodSpec{Name: fmt.Sprintf("calls-%d", p), Namespace: "calls"}
+		for c := 0; c < perPod; c++ {
+			spec.Containers = append(spec.Containers, harness.ContainerSpec{Name: fmt.Sprintf("c%d", c)})
+		}
+		all = append(all, runPod(t, rt, spec))
+	}
+	waitAllRecords(t, d, all)
+	time.Sleep(500 * time.Millisecond) // let lookups triggered by late cgroup events finish
+	m, _ := d.metrics()
+	calls := func(rpc string) float64 { return sum(m, "cri_enricherd_cri_requests_total", `rpc="`+rpc+`"`) }
+	retries := func(rpc string) float64 { return sum(m, "cri_enricherd_lookup_retries_total", `rpc="`+rpc+`"`) }
+	t.Logf("%s: ContainerStatus %v (retries %v), PodSandboxStatus %v (retries %v), ListContainers %v, ListPodSandbox %v",
+		v.Name, calls("ContainerStatus"), retries("ContainerStatus"), calls("PodSandboxStatus"), retries("PodSandboxStatus"),
+		calls("ListContainers"), calls("ListPodSandbox"))
+	if calls("ListContainers") != 1 || calls("ListPodSandbox") != 1 {
+		t.Errorf("List calls = %v + %v, want exactly 1 + 1 (bootstrap only)", calls("ListContainers"), calls("ListPodSandbox"))
+	}
+	if got, limit := calls("ContainerStatus"), float64(pods*perPod)+retries("ContainerStatus"); got > limit {
+		t.Errorf("ContainerStatus calls = %v, want <= one per container plus counted retries (%v)", got, limit)
+	}
+	if got, limit := calls("PodSandboxStatus"), float64(pods)+retries("PodSandboxStatus"); got > limit {
+		t.Errorf("PodSandboxStatus calls = %v, want <= one per pod plus counted retries (%v)", got, limit)
+	}
+	wantMode := "cgroup"
+	if v.Name != harness.Containerd16 {
+		wantMode = "events"
+	}
+	if got := sum(m, "cri_enricherd_event_source_info", `mode="`+wantMode+`"`); got != 1 {
+		t.Errorf("event_source_info{mode=%q} = %v, want 1", wantMode, got)
+	}
+	before := totalStatusCalls(m)
+	time.Sleep(3 * time.Second)
+	after, _ := d.metrics()
+	if totalStatusCalls(after) != before {
+		t.Errorf("status calls went from %v to %v while nothing changed", before, totalStatusCalls(after))
+	}
+}
+
+func totalStatusCalls(m map[string]float64) float64 {
+	return sum(m, "cri_enricherd_cri_requests_total", `rpc="ContainerStatus"`) +
+		sum(m, "cri_enricherd_cri_requests_total", `rpc="PodSandboxStatus"`)
+}
+
+func waitAllRecords(t *testing.T, d *daemon, pods []*harness.Pod) {
+	t.Helper()
+	for _, p := range pods {
+		waitRecord(t, d, p.SandboxID)
+		for _, c := range p.Containers {
+			waitRecord(t, d, c.ID)
+		}
+	}
+}
+
+// TestLookup_BurstOfPodsMissesNone creates 30 pods back to back (two
+// creators in parallel) while the daemon runs: every sandbox and container
+// must be served, with its pod.
+func TestLookup_BurstOfPodsMissesNone(t *testing.T) {
+	for _, v := range harness.Variants() {
+		t.Run(v.Name, func(t *testing.T) {
+			rt := startRuntime(t, v)
+			d := startDaemon(t, rt.Endpoint())
+			d.waitReady(60 * time.Second)
+			const n = 30
+			pods := make([]*harness.Pod, n)
+			var wg sync.WaitGroup
+			for w := 0; w < 2; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					for i := w; i < n; i += 2 {
+						pods[i] = runPodNoFatal(t, rt, harness.PodSpec{
+							Name: fmt.Sprintf("burst-%d", i), Namespace: "burst",
+							Containers: []harness.ContainerSpec{{Name: "app"}},
+						})
+					}
+				}(w)
+			}
+			wg.Wait()
+			if t.Failed() {
+				return
+			}
+			waitAllRecords(t, d, pods)
+			for _, p := range pods {
+				rec, err := d.record(p.Containers[0].ID)
+				if err != nil || rec.Pod == nil || rec.Pod.Name != p.Name {
+					t.Errorf("container of %s: %+v, %v", p.Name, rec.Pod, err)
+				}
+			}
+		})
+	}
+}
+
+// runPodNoFatal is runPod for goroutines other than the test's.
+func runPodNoFatal(t *testing.T, rt *harness.Runtime, spec harness.PodSpec) *harness.Pod {
+	ctx, cancel := contextWithTimeout(2 * time.Minute)
+	defer cancel()
+	p, err := rt.RunPod(ctx, spec)
+	if err != nil {
+		t.Errorf("run pod %s: %v", spec.Name, err)
+	}
+	return p
+}
+
+// TestLookup_RestartedDaemonServesOnlyWhatStillExists stops the daemon,
+// removes a container while it is down, starts it again: the bootstrap
+// relist serves the survivors and not the removed one.
+func TestLookup_RestartedDaemonServesOnlyWhatStillExists(t *testing.T) {
+	v := harness.Variants()[0]
+	rt := startRuntime(t, v)
+	p := runPod(t, rt, harness.PodSpec{Name: "restart-0", Namespace: "r",
+		Containers: []harness.ContainerSpec{{Name: "keep"}, {Name: "drop"}}})
+	d := startDaemon(t, rt.Endpoint())
+	d.waitReady(60 * time.Second)
+	waitAllRecords(t, d, []*harness.Pod{p})
+	d.Stop()
+	ctx, cancel := contextWithTimeout(time.Minute)
+	defer cancel()
+	if err := rt.RemoveContainer(ctx, p.ContainerID("drop")); err != nil {
+		t.Fatal(err)
+	}
+	d2 := startDaemon(t, rt.Endpoint())
+	d2.waitReady(60 * time.Second)
+	waitRecord(t, d2, p.ContainerID("keep"))
+	if code, _ := d2.get("/v1/containers/"+p.ContainerID("drop"), new(any)); code != 404 {
+		t.Errorf("container removed while the daemon was down: GET = %d, want 404", code)
+	}
+}
