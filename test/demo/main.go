@@ -107,8 +107,12 @@ func runDaemon(ctx context.Context, bin, endpoint string) error {
 	}
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "api.sock")
+	addr, err := freeLoopbackPort()
+	if err != nil {
+		return err
+	}
 	cmd := exec.Command(bin, "--runtime-endpoint", endpoint, "--api-socket", sock,
-		"--metrics-address", "127.0.0.1:0", "--log-level", "warn")
+		"--metrics-address", addr, "--log-level", "warn")
 	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
 	if err != nil {
 		return err
@@ -118,16 +122,18 @@ func runDaemon(ctx context.Context, bin, endpoint string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start daemon: %w", err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		<-exited
 	}()
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		},
 	}}
-	recs, err := waitForRecords(ctx, client, sampleRecords)
+	recs, err := waitForRecords(ctx, client, sampleRecords, exited)
 	if err != nil {
 		data, _ := os.ReadFile(filepath.Join(dir, "daemon.log"))
 		return fmt.Errorf("%w\ndaemon log:\n%s", err, data)
@@ -137,7 +143,7 @@ func runDaemon(ctx context.Context, bin, endpoint string) error {
 }
 
 // waitForRecords polls the API until it lists want records with PIDs.
-func waitForRecords(ctx context.Context, c *http.Client, want int) ([]enrich.Record, error) {
+func waitForRecords(ctx context.Context, c *http.Client, want int, exited <-chan struct{}) ([]enrich.Record, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
@@ -146,6 +152,8 @@ func waitForRecords(ctx context.Context, c *http.Client, want int) ([]enrich.Rec
 			return recs, nil
 		}
 		select {
+		case <-exited:
+			return recs, errors.New("the daemon exited")
 		case <-ctx.Done():
 			return recs, fmt.Errorf("waiting for the daemon's records: %v (last error %v)", ctx.Err(), err)
 		case <-time.After(200 * time.Millisecond):
@@ -177,6 +185,16 @@ func list(c *http.Client) ([]enrich.Record, error) {
 		Items []enrich.Record `json:"items"`
 	}
 	return out.Items, json.Unmarshal(body, &out)
+}
+
+// freeLoopbackPort returns a loopback address with a port free right now.
+func freeLoopbackPort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 func printTable(w io.Writer, recs []enrich.Record) {
