@@ -54,7 +54,7 @@ func serve(cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	client, err := criclient.Dial(endpoint, criclient.Options{Timeout: cfg.Runtime.Timeout, Observer: m})
+	client, err := criclient.Dial(endpoint, criclient.Options{Timeout: cfg.Runtime.Timeout, ConnectTimeout: cfg.Runtime.ConnectTimeout, Observer: m})
 	if err != nil {
 		return err
 	}
@@ -107,6 +107,7 @@ func assemble(cfg config.Config, client *criclient.Client, m *metrics.Metrics, l
 	d.handler = api.NewHandler(d.cache, d.engine, cgroup.NewProcResolver(cfg.Proc.Root), log.Named("api"),
 		api.Options{OnDemandTimeout: cfg.API.OnDemandTimeout, Ready: d.ready})
 	m.WatchComponents(d.cacheStats, d.lookupStats)
+	m.WatchRecords(d.cache, cfg.Metrics.PodLabelAllowlist)
 	return d, nil
 }
 

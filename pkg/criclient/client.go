@@ -32,6 +32,9 @@ type Observer interface {
 type Options struct {
 	// Timeout bounds every unary RPC (default 2s).
 	Timeout time.Duration
+	// ConnectTimeout bounds one attempt to connect to the socket (default
+	// the RPC timeout).
+	ConnectTimeout time.Duration
 	// MaxReconnectDelay caps gRPC's reconnect backoff (default 5s), so the
 	// daemon notices a restarted runtime within seconds.
 	MaxReconnectDelay time.Duration
@@ -62,6 +65,9 @@ func Dial(endpoint string, opts Options) (*Client, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Second
 	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = opts.Timeout
+	}
 	if opts.MaxReconnectDelay <= 0 {
 		opts.MaxReconnectDelay = 5 * time.Second
 	}
@@ -70,7 +76,7 @@ func Dial(endpoint string, opts Options) (*Client, error) {
 	bo.MaxDelay = opts.MaxReconnectDelay
 	conn, err := grpc.NewClient(target,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: opts.Timeout}),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: opts.ConnectTimeout}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize)),
 		grpc.WithUnaryInterceptor(c.intercept),
 		grpc.WithStreamInterceptor(c.interceptStream),
