@@ -22,6 +22,10 @@ build: ## Build the static daemon binary into bin/
 deps: ## Install what the real-runtime tests need (containerd 1.6 and 2.x, runc, CNI, crictl)
 	bash hack/install-test-deps.sh
 
+.PHONY: promtool
+promtool: ## Install promtool (Debian prometheus), which checks the metrics exposition, dashboard and docs queries
+	bash hack/install-promtool.sh
+
 .PHONY: test
 test: ## Run every test: unit, fuzz (bounded), and end-to-end against real containerd 1.6 and 2.x
 	$(MAKE) unit
@@ -29,7 +33,7 @@ test: ## Run every test: unit, fuzz (bounded), and end-to-end against real conta
 	$(MAKE) e2e
 
 .PHONY: unit
-unit: ## Unit and integration tests (no runtime needed), with -race
+unit: promtool ## Unit and integration tests (no runtime needed), with -race
 	$(GO) test -race -count=1 ./pkg/... ./cmd/...
 
 .PHONY: fuzz
@@ -42,7 +46,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (corpus kept under testdata/fuz
 	done
 
 .PHONY: e2e
-e2e: deps build ## End-to-end tests against real containerd 1.6 and 2.x (needs root)
+e2e: deps promtool build ## End-to-end tests against real containerd 1.6 and 2.x (needs root)
 	set -a; source $${CRI_ENRICHERD_TEST_ENV:-/var/cache/cri-enricherd-test/env}; set +a; \
 	CRI_ENRICHERD_E2E=1 CRI_ENRICHERD_BIN=$(CURDIR)/$(BIN) \
 	  $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./test/...
@@ -51,6 +55,40 @@ e2e: deps build ## End-to-end tests against real containerd 1.6 and 2.x (needs r
 demo: deps build ## Start a throwaway containerd with sample pods, run the daemon on it, print its records, tear down
 	set -a; source $${CRI_ENRICHERD_TEST_ENV:-/var/cache/cri-enricherd-test/env}; set +a; \
 	$(GO) run ./test/demo -daemon $(CURDIR)/$(BIN)
+
+PROTOC_VERSION           := 3.21.12
+PROTOC_GEN_GO_VERSION    := $(shell $(GO) list -m -f '{{.Version}}' google.golang.org/protobuf)
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+PROTOS := api/v1/enricher.proto
+
+.PHONY: protoc-tools
+protoc-tools: ## Install protoc (Debian protobuf-compiler) and the pinned Go protoc plugins
+	@command -v protoc >/dev/null || apt-get install -y protobuf-compiler
+	@protoc --version | grep -qx 'libprotoc $(PROTOC_VERSION)' || \
+	  { echo "protoc $(PROTOC_VERSION) required (Debian bookworm protobuf-compiler), found: $$(protoc --version)"; exit 1; }
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+# protoc-gen writes the Go code of $(PROTOS) under the directory $(1).
+define protoc-gen
+	protoc -I . \
+	  --plugin=protoc-gen-go=$(TOOLS_BIN)/protoc-gen-go --go_out=$(1) --go_opt=paths=source_relative \
+	  --plugin=protoc-gen-go-grpc=$(TOOLS_BIN)/protoc-gen-go-grpc --go-grpc_out=$(1) --go-grpc_opt=paths=source_relative \
+	  $(PROTOS)
+endef
+
+.PHONY: generate
+generate: protoc-tools ## Regenerate the gRPC Go code under api/v1 from its .proto
+	$(call protoc-gen,.)
+
+.PHONY: generate-check
+generate-check: protoc-tools ## Fail if the committed api/v1 Go code differs from a fresh `make generate`
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	$(call protoc-gen,$$tmp) && \
+	for f in $$(cd $$tmp && find . -name '*.go'); do \
+	  diff -u $$f $$tmp/$$f || { echo "$$f is stale: run make generate"; exit 1; }; \
+	done; \
+	echo "generated code is up to date"
 
 .PHONY: lint
 lint: ## gofmt, go vet and golangci-lint
