@@ -133,7 +133,14 @@ func (d *daemon) start(ctx context.Context, g *errgroup.Group, cfg config.Config
 	} else {
 		m.EventSource("cgroup")
 	}
-	g.Go(func() error { return d.watcher.Run(ctx, d.source.Handle) })
+	g.Go(func() error {
+		select { // see Syncer.FirstSync
+		case <-d.syncer.FirstSync():
+		case <-ctx.Done():
+			return nil
+		}
+		return d.watcher.Run(ctx, d.source.Handle)
+	})
 	g.Go(func() error { return serveAPI(ctx, cfg.API, d.handler, log) })
 }
 

@@ -3,6 +3,7 @@ package lookup
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -146,15 +147,22 @@ type Syncer struct {
 	runtimeUp atomic.Bool
 	synced    atomic.Bool
 	kick      chan struct{}
+	first     chan struct{}
+	firstOnce sync.Once
 }
 
 // NewSyncer creates a syncer relisting every interval; ready is told each
 // change of readiness (metrics, logs).
 func NewSyncer(e *Engine, log *zap.Logger, interval time.Duration, ready func(bool)) *Syncer {
-	s := &Syncer{engine: e, log: log, interval: interval, backoff: 30 * time.Second, ready: ready, kick: make(chan struct{}, 1)}
+	s := &Syncer{engine: e, log: log, interval: interval, backoff: 30 * time.Second, ready: ready, kick: make(chan struct{}, 1), first: make(chan struct{})}
 	s.runtimeUp.Store(true)
 	return s
 }
+
+// FirstSync is closed when the first full sync has succeeded. The cgroup
+// watcher starts after it: its initial walk then finds every existing
+// container cached, instead of racing the bootstrap with guesses.
+func (s *Syncer) FirstSync() <-chan struct{} { return s.first }
 
 // Ready says whether the first full sync is done and the runtime is reachable.
 func (s *Syncer) Ready() bool { return s.synced.Load() && s.runtimeUp.Load() }
@@ -218,6 +226,7 @@ func (s *Syncer) syncOnce(ctx context.Context) bool {
 		return false
 	}
 	first := !s.synced.Swap(true)
+	s.firstOnce.Do(func() { close(s.first) })
 	s.log.Info("synced with runtime", zap.String("runtime", rep.Runtime), zap.String("runtime_version", rep.RuntimeVersion), zap.Int("sandboxes", rep.Sandboxes), zap.Int("containers", rep.Containers),
 		zap.Int("looked_up", rep.Added), zap.Int("marked_deleted", rep.Deleted), zap.Bool("bootstrap", first))
 	if first {
