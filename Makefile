@@ -27,14 +27,21 @@ promtool: ## Install promtool (Debian prometheus), which checks the metrics expo
 	bash hack/install-promtool.sh
 
 .PHONY: test
-test: ## Run every test: unit, fuzz (bounded), and end-to-end against real containerd 1.6 and 2.x
+test: ## Run every test: unit, deployment and image checks, fuzz (bounded), and end-to-end against real containerd 1.6 and 2.x
 	$(MAKE) unit
+	$(MAKE) integration
+	$(MAKE) deploy-check
+	$(MAKE) image-check
 	$(MAKE) fuzz
 	$(MAKE) e2e
 
 .PHONY: unit
 unit: promtool ## Unit and integration tests (no runtime needed), with -race
 	$(GO) test -race -count=1 ./pkg/... ./cmd/...
+
+.PHONY: integration
+integration: ## Real CRI client, lookup engine, cache and metrics against the in-process fake runtime, with -race
+	$(GO) test -race -count=1 ./test/integration/...
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (corpus kept under testdata/fuzz)
@@ -100,3 +107,33 @@ lint: ## gofmt, go vet and golangci-lint
 .PHONY: clean
 clean: ## Remove build outputs
 	rm -rf bin dist
+
+# --- Shipping: Helm chart, plain manifests, container image ---------------
+
+HELM_VERSION := v3.22.0
+HELM         := $(TOOLS_BIN)/helm
+IMAGE        ?= cri-enricherd/cri-enricherd
+IMAGE_TAG    ?= $(VERSION)
+REVISION     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
+.PHONY: helm
+helm: ## Install the pinned helm (HELM_VERSION) into GOPATH/bin with go install, unless it is there
+	@$(GO) version -m $(HELM) 2>/dev/null | grep -Eq '^\s+mod\s+helm\.sh/helm/v3\s+$(HELM_VERSION)\s' || { \
+	  echo "installing helm $(HELM_VERSION) into $(TOOLS_BIN)"; \
+	  GOBIN=$(TOOLS_BIN) GOFLAGS=-buildvcs=false $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
+
+.PHONY: manifests
+manifests: helm ## Render deploy/manifests/cri-enricherd.yaml from the Helm chart's default values
+	CRI_ENRICHERD_HELM=$(HELM) $(GO) test -count=1 -run '^TestManifests_MatchTheChart$$' ./test/deploy -update
+
+.PHONY: deploy-check
+deploy-check: helm promtool ## Lint, render and strictly decode the chart in every ci/ scenario, load its config with the daemon, test the alerts, check manifest drift
+	CRI_ENRICHERD_DEPLOY_CHECK=1 CRI_ENRICHERD_HELM=$(HELM) $(GO) test -race -count=1 ./test/deploy/...
+
+.PHONY: image
+image: build ## Build the container image IMAGE:IMAGE_TAG with docker or podman when one answers, else buildah
+	IMAGE=$(IMAGE) IMAGE_TAG=$(IMAGE_TAG) VERSION=$(VERSION) REVISION=$(REVISION) bash hack/image-build.sh
+
+.PHONY: image-check
+image-check: build ## Build the image with buildah in a throwaway store and run its binary (--version); cleans up after
+	VERSION=$(VERSION) REVISION=$(REVISION) bash hack/image-check.sh

@@ -5,10 +5,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"github.com/cri-enricherd/cri-enricherd/pkg/cli"
 	"github.com/cri-enricherd/cri-enricherd/pkg/config"
 )
 
@@ -20,12 +24,19 @@ func main() {
 }
 
 // run returns the process exit status: 0 on a clean stop, 1 on a runtime
-// failure, 2 on a bad configuration.
+// failure, 2 on a bad configuration. The commands get, list and watch are
+// the command-line interface, with the exit statuses of package cli.
 func run(args []string) int {
+	if len(args) > 0 && cli.IsCommand(args[0]) {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return cli.Run(ctx, args, cli.IO{Environ: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr})
+	}
 	cfg, err := config.Load(args, os.Environ())
 	var invalid *config.ValidationError
 	switch {
 	case errors.Is(err, config.ErrHelp):
+		fmt.Print(config.Usage("cri-enricherd"))
 		return 0
 	case errors.As(err, &invalid):
 		fmt.Fprintf(os.Stderr, "cri-enricherd: %v\n", err)

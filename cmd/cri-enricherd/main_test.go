@@ -13,6 +13,8 @@ func TestRun_ExitStatusSaysWhatHappened(t *testing.T) {
 		{"invalid values are status 2", []string{"--runtime-timeout", "-1s", "--cache-size", "abc"}, 2},
 		{"unknown flag is status 2", []string{"--no-such-flag"}, 2},
 		{"missing config file is status 2", []string{"--config", "/nonexistent/config.yaml"}, 2},
+		{"cli command help", []string{"get", "--help"}, 0},
+		{"cli usage error is status 2", []string{"list", "--no-such-flag"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/api"
+	"github.com/cri-enricherd/cri-enricherd/pkg/api/grpcapi"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/config"
@@ -22,6 +23,7 @@ import (
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 	"github.com/cri-enricherd/cri-enricherd/pkg/lookup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/metrics"
+	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
 )
 
 // drainTimeout bounds how long the HTTP servers finish requests in flight
@@ -79,6 +81,8 @@ type daemon struct {
 	watcher *cgroup.Watcher
 	source  *lookup.CgroupSource
 	handler *api.Handler
+	hub     *watch.Hub
+	grpc    *grpcapi.Server
 	ready   func() bool
 }
 
@@ -104,8 +108,12 @@ func assemble(cfg config.Config, client *criclient.Client, m *metrics.Metrics, l
 	d.watcher = cgroup.NewWatcher(h.Dir, log.Named("cgroup"), cgroup.WatcherOptions{RescanInterval: cfg.Cgroup.RescanInterval})
 	d.source = lookup.NewCgroupSource(d.engine, m, d.events.Active)
 	d.ready = d.syncer.Ready
-	d.handler = api.NewHandler(d.cache, d.engine, cgroup.NewProcResolver(cfg.Proc.Root), log.Named("api"),
-		api.Options{OnDemandTimeout: cfg.API.OnDemandTimeout, Ready: d.ready})
+	pids := cgroup.NewProcResolver(cfg.Proc.Root)
+	d.hub = watch.New(d.cache, watch.Options{MaxWatchers: cfg.API.MaxWatchers, Recorder: m})
+	d.handler = api.NewHandler(d.cache, d.engine, pids, log.Named("api"),
+		api.Options{OnDemandTimeout: cfg.API.OnDemandTimeout, Ready: d.ready, Watches: d.hub})
+	d.grpc = grpcapi.New(d.cache, d.engine, pids, d.hub, log.Named("grpc"),
+		grpcapi.Options{OnDemandTimeout: cfg.API.OnDemandTimeout, Ready: d.ready})
 	m.WatchComponents(d.cacheStats, d.lookupStats)
 	m.WatchRecords(d.cache, cfg.Metrics.PodLabelAllowlist)
 	return d, nil
@@ -118,7 +126,7 @@ func (d *daemon) cacheStats() metrics.CacheStats {
 
 func (d *daemon) lookupStats() metrics.LookupStats {
 	s := d.engine.Stats()
-	return metrics.LookupStats{Queued: s.Queued, InFlight: s.InFlight, Negative: s.Negative}
+	return metrics.LookupStats{Queued: s.Queued, InFlight: s.InFlight, Negative: s.Negative, Watchers: d.hub.Watchers()}
 }
 
 // start runs every component in g; the first to fail stops the others.
@@ -142,6 +150,8 @@ func (d *daemon) start(ctx context.Context, g *errgroup.Group, cfg config.Config
 		return d.watcher.Run(ctx, d.source.Handle)
 	})
 	g.Go(func() error { return serveAPI(ctx, cfg.API, d.handler, log) })
+	g.Go(func() error { return d.hub.Run(ctx) }) // closing ends watch streams, so the API servers drain
+	g.Go(func() error { return serveGRPC(ctx, cfg.API, d.grpc, log) })
 }
 
 func sweep(ctx context.Context, fn func()) {
@@ -196,6 +206,20 @@ func serveAPI(ctx context.Context, cfg config.APIConfig, h http.Handler, log *za
 		g.Go(func() error { return api.Serve(ctx, api.NewServer(h), tl, drainTimeout) })
 	}
 	return g.Wait()
+}
+
+// serveGRPC serves the gRPC API on its own unix socket, created like the
+// HTTP API's, until ctx ends; an empty api.grpc_socket turns it off.
+func serveGRPC(ctx context.Context, cfg config.APIConfig, srv *grpcapi.Server, log *zap.Logger) error {
+	if cfg.GRPCSocket == "" {
+		return nil
+	}
+	l, err := api.ListenUnix(cfg.GRPCSocket, api.SocketOptions{Mode: cfg.SocketMode, Group: cfg.SocketGroup})
+	if err != nil {
+		return err
+	}
+	log.Info("grpc api listening", zap.String("socket", cfg.GRPCSocket))
+	return srv.Serve(ctx, l, drainTimeout)
 }
 
 // serveMetrics serves /metrics, /healthz and /readyz (what the kubelet

@@ -3,10 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
-	"github.com/cri-enricherd/cri-enricherd/pkg/lookup"
 )
 
 // maxPID is the kernel's largest possible PID (PID_MAX_LIMIT, 2^22).
@@ -45,30 +43,37 @@ type Options struct {
 	OnDemandTimeout time.Duration
 	// Ready reports readiness for /readyz.
 	Ready func() bool
+	// Watches serves GET /v1/watch; nil answers 503.
+	Watches Watches
+	// StreamWriteTimeout bounds each write of a watch stream (default
+	// WriteTimeout): the server's WriteTimeout would cut the whole stream.
+	StreamWriteTimeout time.Duration
 }
 
 // Handler serves the HTTP API.
 type Handler struct {
-	records  Records
-	resolver Resolver
-	pids     PIDResolver
-	log      *zap.Logger
-	opts     Options
-	mux      *http.ServeMux
+	query *Query
+	log   *zap.Logger
+	opts  Options
+	mux   *http.ServeMux
 }
 
 // NewHandler builds the API's routes.
 func NewHandler(records Records, resolver Resolver, pids PIDResolver, log *zap.Logger, opts Options) *Handler {
-	if opts.OnDemandTimeout <= 0 {
-		opts.OnDemandTimeout = 2 * time.Second
-	}
 	if opts.Ready == nil {
 		opts.Ready = func() bool { return true }
 	}
-	h := &Handler{records: records, resolver: resolver, pids: pids, log: log, opts: opts, mux: http.NewServeMux()}
+	if opts.StreamWriteTimeout <= 0 {
+		opts.StreamWriteTimeout = WriteTimeout
+	}
+	q := NewQuery(records, resolver, pids, log, opts.OnDemandTimeout)
+	h := &Handler{query: q, log: log, opts: opts, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /v1/containers/{id}", h.getContainer)
 	h.mux.HandleFunc("GET /v1/containers", h.listContainers)
 	h.mux.HandleFunc("GET /v1/pids/{pid}", h.getPID)
+	h.mux.HandleFunc("GET /v1/cgroups", h.getCgroup)
+	h.mux.HandleFunc("GET /v1/pods", h.listPods)
+	h.mux.HandleFunc("GET /v1/watch", h.watch)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
 	h.mux.HandleFunc("GET /readyz", h.readyz)
 	return h
@@ -86,85 +91,59 @@ func (h *Handler) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (h *Handler) getContainer(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !ValidID(id) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("malformed id %q: want 12 to 64 lowercase hex characters", truncate(id)))
-		return
-	}
-	rec, status, msg := h.find(r.Context(), id)
-	if status != http.StatusOK {
-		writeError(w, status, msg)
-		return
-	}
-	writeJSON(w, http.StatusOK, rec)
-}
-
-// find answers from the cache, or looks a full ID up on demand.
-func (h *Handler) find(ctx context.Context, id string) (enrich.Record, int, string) {
-	rec, err := h.records.Get(id)
-	switch {
-	case err == nil:
-		return rec, http.StatusOK, ""
-	case errors.Is(err, cache.ErrAmbiguous):
-		return rec, http.StatusConflict, err.Error()
-	case len(id) < 64 || h.resolver == nil:
-		return rec, http.StatusNotFound, fmt.Sprintf("no container or sandbox with id %s", id)
-	}
-	ctx, cancel := context.WithTimeout(ctx, h.opts.OnDemandTimeout)
-	defer cancel()
-	rec, err = h.resolver.Lookup(ctx, id)
-	switch {
-	case err == nil:
-		return rec, http.StatusOK, ""
-	case errors.Is(err, lookup.ErrNotFound):
-		return rec, http.StatusNotFound, fmt.Sprintf("no container or sandbox with id %s", id)
-	case errors.Is(err, context.DeadlineExceeded):
-		return rec, http.StatusGatewayTimeout, fmt.Sprintf("lookup of %s did not finish within %s", id, h.opts.OnDemandTimeout)
-	}
-	h.log.Debug("on-demand lookup failed", zap.String("id", id), zap.Error(err))
-	return rec, http.StatusBadGateway, fmt.Sprintf("runtime lookup of %s failed: %v", id, err)
+	rec, err := h.query.Container(r.Context(), r.PathValue("id"))
+	writeRecord(w, rec, err)
 }
 
 // listParams are the query parameters GET /v1/containers accepts.
-var listParams = map[string]bool{"namespace": true, "pod": true, "pod_uid": true, "sandbox": true, "include_deleted": true, "sandboxes": true}
+var listParams = map[string]bool{"namespace": true, "pod": true, "pod_uid": true, "sandbox": true,
+	"selector": true, "include_deleted": true, "sandboxes": true}
 
 func (h *Handler) listContainers(w http.ResponseWriter, r *http.Request) {
-	f, err := parseFilter(r)
+	o, err := parseListOptions(r, listParams)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	recs := h.records.List(f)
-	if recs == nil {
-		recs = []enrich.Record{}
+	f, err := o.Filter()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": recs})
+	writeJSON(w, http.StatusOK, map[string]any{"items": h.query.Containers(f)})
 }
 
-func parseFilter(r *http.Request) (cache.Filter, error) {
+// parseListOptions reads the filters of a list request, refusing any
+// parameter not in allowed.
+func parseListOptions(r *http.Request, allowed map[string]bool) (ListOptions, error) {
 	q := r.URL.Query()
-	for k, v := range q {
-		if !listParams[k] {
-			return cache.Filter{}, fmt.Errorf("unknown query parameter %q", truncate(k))
-		}
-		if len(v) > 1 {
-			return cache.Filter{}, fmt.Errorf("query parameter %q given %d times", k, len(v))
-		}
+	if err := checkParams(q, allowed); err != nil {
+		return ListOptions{}, err
 	}
-	f := cache.Filter{Namespace: q.Get("namespace"), PodName: q.Get("pod"), PodUID: q.Get("pod_uid"), SandboxID: q.Get("sandbox")}
+	o := ListOptions{Namespace: q.Get("namespace"), PodName: q.Get("pod"), PodUID: q.Get("pod_uid"),
+		SandboxID: q.Get("sandbox"), Selector: q.Get("selector")}
 	var err error
-	if f.IncludeDeleted, err = boolParam(q.Get("include_deleted"), false); err != nil {
-		return f, fmt.Errorf("include_deleted: %w", err)
+	if o.IncludeDeleted, err = boolParam(q.Get("include_deleted"), false); err != nil {
+		return o, fmt.Errorf("include_deleted: %w", err)
 	}
 	sandboxes, err := boolParam(q.Get("sandboxes"), true)
 	if err != nil {
-		return f, fmt.Errorf("sandboxes: %w", err)
+		return o, fmt.Errorf("sandboxes: %w", err)
 	}
-	f.ExcludeSandboxes = !sandboxes
-	if f.SandboxID != "" && !ValidID(f.SandboxID) {
-		return f, fmt.Errorf("sandbox: malformed id %q", truncate(f.SandboxID))
+	o.ExcludeSandboxes = !sandboxes
+	return o, nil
+}
+
+func checkParams(q url.Values, allowed map[string]bool) error {
+	for k, v := range q {
+		if !allowed[k] {
+			return fmt.Errorf("unknown query parameter %q", truncate(k))
+		}
+		if len(v) > 1 {
+			return fmt.Errorf("query parameter %q given %d times", k, len(v))
+		}
 	}
-	return f, nil
+	return nil
 }
 
 func boolParam(v string, def bool) (bool, error) {
@@ -185,21 +164,14 @@ func (h *Handler) getPID(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("malformed pid %q: want an integer from 1 to %d", truncate(raw), maxPID))
 		return
 	}
-	_, ref, err := h.pids.Resolve(pid)
-	switch {
-	case errors.Is(err, cgroup.ErrNoContainer):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("pid %d is not in a container", pid))
-		return
-	case errors.Is(err, fs.ErrNotExist):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no process with pid %d", pid))
-		return
-	case err != nil:
-		writeError(w, http.StatusInternalServerError, fmt.Sprintf("reading cgroup of pid %d: %v", pid, err))
-		return
-	}
-	rec, status, msg := h.find(r.Context(), ref.ContainerID)
-	if status != http.StatusOK {
-		writeError(w, status, msg)
+	rec, err := h.query.ContainerByPID(r.Context(), pid)
+	writeRecord(w, rec, err)
+}
+
+// writeRecord answers a single-record request.
+func writeRecord(w http.ResponseWriter, rec enrich.Record, err error) {
+	if err != nil {
+		writeError(w, CodeOf(err).HTTPStatus(), err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)

@@ -64,9 +64,11 @@ func (f fakePIDs) Resolve(pid int) (string, cgroup.Ref, error) {
 func newTestHandler(t *testing.T) (*Handler, *fakeResolver) {
 	t.Helper()
 	c := cache.New()
-	pod := &enrich.Pod{SandboxID: idC, Name: "web-0", Namespace: "shop", UID: "u1"}
-	c.Put(enrich.Record{ID: idA, ShortID: idA[:12], Name: "app", Pod: pod, PodSource: enrich.PodSourceSandboxStatus})
-	c.Put(enrich.Record{ID: idB, ShortID: idB[:12], Name: "side", Pod: pod, PodSource: enrich.PodSourceSandboxStatus})
+	pod := &enrich.Pod{SandboxID: idC, Name: "web-0", Namespace: "shop", UID: "u1", Labels: map[string]string{"app.kubernetes.io/name": "web"}}
+	c.Put(enrich.Record{ID: idA, ShortID: idA[:12], Name: "app", Pod: pod, PodSource: enrich.PodSourceSandboxStatus,
+		Labels: map[string]string{"io.kubernetes.container.name": "app"}})
+	c.Put(enrich.Record{ID: idB, ShortID: idB[:12], Name: "side", Pod: pod, PodSource: enrich.PodSourceSandboxStatus,
+		Labels: map[string]string{"io.kubernetes.container.name": "side"}})
 	c.Put(enrich.Record{ID: idC, ShortID: idC[:12], Name: "web-0", IsPodSandbox: true, Pod: pod, PodSource: enrich.PodSourceSandboxStatus})
 	res := &fakeResolver{records: map[string]enrich.Record{idN: {ID: idN, Name: "new"}}}
 	pids := fakePIDs{42: idA, 1: ""}

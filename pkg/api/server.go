@@ -129,6 +129,8 @@ func Serve(ctx context.Context, srv *http.Server, l net.Listener, drain time.Dur
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("drain %s: %w", l.Addr(), err)
 	}
-	<-errc
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+	}
 	return nil
 }

@@ -80,6 +80,7 @@ type CacheConfig struct {
 // APIConfig describes the local query API.
 type APIConfig struct {
 	Socket           string        `yaml:"socket"`
+	GRPCSocket       string        `yaml:"grpc_socket"` // "" = gRPC API off
 	SocketMode       os.FileMode   `yaml:"socket_mode"`
 	SocketGroup      string        `yaml:"socket_group"` // group name or numeric gid; "" keeps the process's group
 	Address          string        `yaml:"address"`      // optional TCP listener, "" = off
@@ -133,6 +134,7 @@ func Defaults() Config {
 		Cache:  CacheConfig{Size: 10000, DeletedGrace: 5 * time.Minute, NegativeTTL: 30 * time.Second},
 		API: APIConfig{
 			Socket:          "/run/cri-enricherd/api.sock",
+			GRPCSocket:      "/run/cri-enricherd/grpc.sock",
 			SocketMode:      0o660,
 			OnDemandTimeout: 2 * time.Second,
 			MaxWatchers:     64,

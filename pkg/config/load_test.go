@@ -27,7 +27,8 @@ func TestDefaults_MatchTheDocumentedContract(t *testing.T) {
 		"runtime.relist_interval": "5m0s", "runtime.events": "auto",
 		"cgroup.root": "/sys/fs/cgroup", "cgroup.rescan_interval": "1m0s", "proc.root": "/proc",
 		"cache.size": "10000", "cache.deleted_grace": "5m0s", "cache.negative_ttl": "30s",
-		"api.socket": "/run/cri-enricherd/api.sock", "api.socket_mode": "0660", "api.socket_group": "",
+		"api.socket": "/run/cri-enricherd/api.sock", "api.grpc_socket": "/run/cri-enricherd/grpc.sock",
+		"api.socket_mode": "0660", "api.socket_group": "",
 		"api.address": "", "api.allow_non_loopback": "false", "api.ondemand_timeout": "2s",
 		"api.max_watchers": "64",
 		"metrics.address":  ":9808", "metrics.path": "/metrics", "metrics.pod_label_allowlist": "",
@@ -76,7 +77,8 @@ func TestLoad_FileOverridesEveryDefault(t *testing.T) {
 		Proc:   ProcConfig{Root: "/host/proc"},
 		Cache:  CacheConfig{Size: 20000, DeletedGrace: 10 * time.Minute, NegativeTTL: time.Minute},
 		API: APIConfig{
-			Socket: "/var/run/cri-enricherd/api.sock", SocketMode: 0o600, SocketGroup: "1000",
+			Socket: "/var/run/cri-enricherd/api.sock", GRPCSocket: "/var/run/cri-enricherd/grpc.sock",
+			SocketMode: 0o600, SocketGroup: "1000",
 			Address: "127.0.0.1:9810", AllowNonLoopback: true, OnDemandTimeout: 5 * time.Second, MaxWatchers: 16,
 		},
 		Metrics: MetricsConfig{

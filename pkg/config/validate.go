@@ -169,6 +169,12 @@ func validEndpoint(e string) bool {
 
 func (ch *checker) api(a APIConfig, m MetricsConfig) {
 	ch.absPath("api.socket", a.Socket)
+	if a.GRPCSocket != "" {
+		ch.absPath("api.grpc_socket", a.GRPCSocket)
+		if filepath.Clean(a.GRPCSocket) == filepath.Clean(a.Socket) {
+			ch.add("api.grpc_socket", a.GRPCSocket, "must differ from api.socket")
+		}
+	}
 	if a.SocketMode&^0o777 != 0 {
 		ch.add("api.socket_mode", formatMode(a.SocketMode), "must be an octal mode between 0000 and 0777")
 	}

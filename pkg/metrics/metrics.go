@@ -38,6 +38,7 @@ type Metrics struct {
 	lastSync       prometheus.Gauge
 	trimmed        prometheus.Counter
 	ready          prometheus.Gauge
+	watchDropped   prometheus.Counter
 	lastSyncNanos  atomic.Int64
 }
 
@@ -71,7 +72,8 @@ func New(info BuildInfo) *Metrics {
 	m.lastSync = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "last_sync_timestamp_seconds", Help: "Unix time of the last successful full sync (bootstrap or relist) with the runtime."})
 	m.trimmed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "trimmed_values_total", Help: "Labels or annotation values dropped or shortened because they exceeded the configured bounds."})
 	m.ready = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "ready", Help: "1 while the daemon is ready: synced with a reachable runtime."})
-	reg.MustRegister(m.streamReconn, m.streamUp, m.streamMode, m.lastSync, m.trimmed, m.ready)
+	m.watchDropped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "watchers_dropped_total", Help: "Watch streams dropped because the client fell too far behind."})
+	reg.MustRegister(m.streamReconn, m.streamUp, m.streamMode, m.lastSync, m.trimmed, m.ready, m.watchDropped)
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info", Help: "The running build: always 1."}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(info.Version, runtime.Version()).Set(1)
 	reg.MustRegister(buildInfo,
@@ -177,6 +179,9 @@ func (m *Metrics) LastSync() time.Time {
 
 // Trimmed counts values cut to the configured bounds.
 func (m *Metrics) Trimmed(n int) { m.trimmed.Add(float64(n)) }
+
+// WatcherDropped counts a watch stream dropped for being too slow.
+func (m *Metrics) WatcherDropped() { m.watchDropped.Inc() }
 
 // Ready records the daemon's readiness.
 func (m *Metrics) Ready(ready bool) { m.ready.Set(boolFloat(ready)) }

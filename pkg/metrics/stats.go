@@ -15,6 +15,8 @@ type CacheStats struct {
 // LookupStats is the lookup engine's state at scrape time.
 type LookupStats struct {
 	Queued, InFlight, Negative int
+	// Watchers is the number of open watch streams.
+	Watchers int
 }
 
 // statsCollector builds const metrics from the components' own counts at
@@ -25,7 +27,7 @@ type statsCollector struct {
 	lastSync func() time.Time
 	now      func() time.Time
 
-	entries, evictions, queued, inFlight, negative, syncAge *prometheus.Desc
+	entries, evictions, queued, inFlight, negative, syncAge, watchers *prometheus.Desc
 }
 
 // WatchComponents registers the scrape-time collector over the cache and
@@ -42,12 +44,13 @@ func (m *Metrics) WatchComponents(cache func() CacheStats, lookups func() Lookup
 		inFlight:  d("lookups_in_flight", "Lookups running against the runtime now."),
 		negative:  d("negative_cache_entries", "IDs recently found to be neither container nor sandbox, not asked again until their backoff ends."),
 		syncAge:   d("last_sync_age_seconds", "Seconds since the last successful full sync with the runtime (absent before the first)."),
+		watchers:  d("watchers", "Open watch streams (HTTP and gRPC)."),
 	})
 }
 
 // Describe implements prometheus.Collector.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.entries, c.evictions, c.queued, c.inFlight, c.negative, c.syncAge} {
+	for _, d := range []*prometheus.Desc{c.entries, c.evictions, c.queued, c.inFlight, c.negative, c.syncAge, c.watchers} {
 		ch <- d
 	}
 }
@@ -63,6 +66,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(ls.Queued))
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(ls.InFlight))
 	ch <- prometheus.MustNewConstMetric(c.negative, prometheus.GaugeValue, float64(ls.Negative))
+	ch <- prometheus.MustNewConstMetric(c.watchers, prometheus.GaugeValue, float64(ls.Watchers))
 	if t := c.lastSync(); !t.IsZero() {
 		ch <- prometheus.MustNewConstMetric(c.syncAge, prometheus.GaugeValue, c.now().Sub(t).Seconds())
 	}

@@ -111,7 +111,7 @@ func runDaemon(ctx context.Context, bin, endpoint string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "--runtime-endpoint", endpoint, "--api-socket", sock,
+	cmd := exec.Command(bin, "--runtime-endpoint", endpoint, "--api-socket", sock, "--api-grpc-socket", filepath.Join(dir, "grpc.sock"),
 		"--metrics-address", addr, "--log-level", "warn")
 	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
 	if err != nil {

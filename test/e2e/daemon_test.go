@@ -69,6 +69,7 @@ func startDaemon(t *testing.T, endpoint string, extra ...string) *daemon {
 	args := append([]string{
 		"--runtime-endpoint", endpoint,
 		"--api-socket", d.socket,
+		"--api-grpc-socket", filepath.Join(dir, "grpc.sock"),
 		"--metrics-address", d.metricsAddr,
 		"--log-level", "debug",
 	}, extra...)

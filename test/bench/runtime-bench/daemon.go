@@ -41,7 +41,7 @@ func startDaemon(bin, endpoint string) (*daemon, error) {
 	l.Close()
 	sock := filepath.Join(dir, "api.sock")
 	d := &daemon{dir: dir, metrics: addr, exited: make(chan struct{})}
-	d.cmd = exec.Command(bin, "--runtime-endpoint", endpoint, "--api-socket", sock,
+	d.cmd = exec.Command(bin, "--runtime-endpoint", endpoint, "--api-socket", sock, "--api-grpc-socket", filepath.Join(dir, "grpc.sock"),
 		"--metrics-address", addr, "--log-level", "warn", "--runtime-relist-interval", "1h")
 	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
 	if err != nil {

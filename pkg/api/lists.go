@@ -1,0 +1,41 @@
+package api
+
+import "net/http"
+
+// cgroupParams and podParams are the query parameters of GET /v1/cgroups
+// and GET /v1/pods.
+var (
+	cgroupParams = map[string]bool{"path": true}
+	podParams    = map[string]bool{"namespace": true, "pod": true, "pod_uid": true, "selector": true, "include_deleted": true}
+)
+
+// getCgroup answers GET /v1/cgroups?path=/kubepods.slice/...: the record
+// of the container a cgroup path belongs to.
+func (h *Handler) getCgroup(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := checkParams(q, cgroupParams); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !q.Has("path") {
+		writeError(w, http.StatusBadRequest, "missing query parameter \"path\"")
+		return
+	}
+	rec, err := h.query.ContainerByCgroup(r.Context(), q.Get("path"))
+	writeRecord(w, rec, err)
+}
+
+// listPods answers GET /v1/pods: each pod with its sandbox and containers.
+func (h *Handler) listPods(w http.ResponseWriter, r *http.Request) {
+	o, err := parseListOptions(r, podParams)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	f, err := o.PodFilter()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": h.query.Pods(f)})
+}

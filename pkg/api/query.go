@@ -1,0 +1,256 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
+	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
+	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/lookup"
+	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
+)
+
+// Code classifies why a request failed, independent of the transport: the
+// HTTP API answers Code.HTTPStatus, the gRPC API the matching status code.
+type Code int
+
+// The failure codes.
+const (
+	CodeInvalid      Code = iota + 1 // malformed request
+	CodeNotFound                     // no such container, process or cgroup
+	CodeAmbiguous                    // ID prefix of several records
+	CodeRevisionGone                 // watch revision outside the replay window
+	CodeTooMany                      // too many watchers, or a watcher too slow
+	CodeInternal                     // the daemon failed to read the host
+	CodeLookupFailed                 // the on-demand runtime lookup failed
+	CodeUnavailable                  // the daemon is shutting down
+	CodeTimeout                      // the on-demand runtime lookup timed out
+)
+
+// HTTPStatus returns the HTTP status of c.
+func (c Code) HTTPStatus() int {
+	switch c {
+	case CodeInvalid:
+		return http.StatusBadRequest
+	case CodeNotFound:
+		return http.StatusNotFound
+	case CodeAmbiguous:
+		return http.StatusConflict
+	case CodeRevisionGone:
+		return http.StatusGone
+	case CodeTooMany:
+		return http.StatusTooManyRequests
+	case CodeLookupFailed:
+		return http.StatusBadGateway
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable
+	case CodeTimeout:
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+// Error is a request the API cannot answer, with a message for the client.
+type Error struct {
+	Code Code
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func failf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the code of an *Error in err's chain, or CodeInternal.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// Query answers the questions both APIs ask. It reads the cache, asks the
+// lookup engine for full IDs the cache does not hold yet, and reports each
+// refusal as an *Error.
+type Query struct {
+	records         Records
+	resolver        Resolver
+	pids            PIDResolver
+	log             *zap.Logger
+	onDemandTimeout time.Duration
+}
+
+// NewQuery returns a Query. resolver may be nil (no on-demand lookups);
+// onDemandTimeout <= 0 means 2s.
+func NewQuery(records Records, resolver Resolver, pids PIDResolver, log *zap.Logger, onDemandTimeout time.Duration) *Query {
+	if onDemandTimeout <= 0 {
+		onDemandTimeout = 2 * time.Second
+	}
+	return &Query{records: records, resolver: resolver, pids: pids, log: log, onDemandTimeout: onDemandTimeout}
+}
+
+// Container returns the record with this full ID or unique prefix.
+func (q *Query) Container(ctx context.Context, id string) (enrich.Record, error) {
+	if !ValidID(id) {
+		return enrich.Record{}, failf(CodeInvalid, "malformed id %q: want 12 to 64 lowercase hex characters", truncate(id))
+	}
+	return q.find(ctx, id)
+}
+
+// find answers from the cache, or looks a full ID up on demand.
+func (q *Query) find(ctx context.Context, id string) (enrich.Record, error) {
+	rec, err := q.records.Get(id)
+	switch {
+	case err == nil:
+		return rec, nil
+	case errors.Is(err, cache.ErrAmbiguous):
+		return rec, &Error{Code: CodeAmbiguous, Msg: err.Error()}
+	case len(id) < 64 || q.resolver == nil:
+		return rec, failf(CodeNotFound, "no container or sandbox with id %s", id)
+	}
+	ctx, cancel := context.WithTimeout(ctx, q.onDemandTimeout)
+	defer cancel()
+	rec, err = q.resolver.Lookup(ctx, id)
+	switch {
+	case err == nil:
+		return rec, nil
+	case errors.Is(err, lookup.ErrNotFound):
+		return rec, failf(CodeNotFound, "no container or sandbox with id %s", id)
+	case errors.Is(err, context.DeadlineExceeded):
+		return rec, failf(CodeTimeout, "lookup of %s did not finish within %s", id, q.onDemandTimeout)
+	}
+	q.log.Debug("on-demand lookup failed", zap.String("id", id), zap.Error(err))
+	return rec, failf(CodeLookupFailed, "runtime lookup of %s failed: %v", id, err)
+}
+
+// ContainerByPID returns the record of the container process pid lives in.
+func (q *Query) ContainerByPID(ctx context.Context, pid int) (enrich.Record, error) {
+	if pid <= 0 || pid > maxPID {
+		return enrich.Record{}, failf(CodeInvalid, "malformed pid %d: want an integer from 1 to %d", pid, maxPID)
+	}
+	_, ref, err := q.pids.Resolve(pid)
+	switch {
+	case errors.Is(err, cgroup.ErrNoContainer):
+		return enrich.Record{}, failf(CodeNotFound, "pid %d is not in a container", pid)
+	case errors.Is(err, fs.ErrNotExist):
+		return enrich.Record{}, failf(CodeNotFound, "no process with pid %d", pid)
+	case err != nil:
+		return enrich.Record{}, failf(CodeInternal, "reading cgroup of pid %d: %v", pid, err)
+	}
+	return q.find(ctx, ref.ContainerID)
+}
+
+// maxCgroupPath bounds a cgroup path: PATH_MAX.
+const maxCgroupPath = 4096
+
+// ContainerByCgroup returns the record of the container a cgroup path
+// belongs to (see cgroup.ParsePath for the layouts understood).
+func (q *Query) ContainerByCgroup(ctx context.Context, path string) (enrich.Record, error) {
+	if err := checkCgroupPath(path); err != nil {
+		return enrich.Record{}, err
+	}
+	ref, ok := cgroup.ParsePath(path)
+	if !ok {
+		return enrich.Record{}, failf(CodeNotFound, "cgroup %s names no container", truncate(path))
+	}
+	return q.find(ctx, ref.ContainerID)
+}
+
+func checkCgroupPath(path string) error {
+	switch {
+	case len(path) > maxCgroupPath:
+		return failf(CodeInvalid, "malformed cgroup path: %d bytes, want at most %d", len(path), maxCgroupPath)
+	case !strings.HasPrefix(path, "/"):
+		return failf(CodeInvalid, "malformed cgroup path %q: want an absolute path starting with /", truncate(path))
+	case strings.IndexByte(path, 0) >= 0:
+		return failf(CodeInvalid, "malformed cgroup path %q: contains NUL", truncate(path))
+	}
+	for elem := range strings.SplitSeq(path, "/") {
+		if elem == ".." {
+			return failf(CodeInvalid, "malformed cgroup path %q: contains ..", truncate(path))
+		}
+	}
+	return nil
+}
+
+// Containers returns the records f selects.
+func (q *Query) Containers(f cache.Filter) []enrich.Record {
+	recs := q.records.List(f)
+	if recs == nil {
+		recs = []enrich.Record{}
+	}
+	return recs
+}
+
+// PodRecords is one pod with its sandbox and containers. Sandbox is nil
+// when the daemon knows the pod only from its containers.
+type PodRecords struct {
+	Pod        *enrich.Pod     `json:"pod"`
+	Sandbox    *enrich.Record  `json:"sandbox"`
+	Containers []enrich.Record `json:"containers"`
+}
+
+// Pods groups the records f selects by pod, in the order of List (so by
+// namespace and pod name). Records without pod data belong to no pod and
+// are left out.
+func (q *Query) Pods(f cache.Filter) []PodRecords {
+	f.ExcludeSandboxes = false
+	out := []PodRecords{}
+	index := map[string]int{}
+	for _, rec := range q.records.List(f) {
+		if rec.Pod == nil {
+			continue
+		}
+		key := podKey(rec.Pod)
+		i, ok := index[key]
+		if !ok {
+			i = len(out)
+			index[key] = i
+			out = append(out, PodRecords{Pod: rec.Pod, Containers: []enrich.Record{}})
+		}
+		if rec.IsPodSandbox {
+			out[i].Pod, out[i].Sandbox = rec.Pod, &rec
+			continue
+		}
+		out[i].Containers = append(out[i].Containers, rec)
+	}
+	return out
+}
+
+// podKey identifies a pod: by its sandbox, so that a pod recreated under
+// the same name is a separate item, or, without one, by UID and name.
+func podKey(p *enrich.Pod) string {
+	if p.SandboxID != "" {
+		return p.SandboxID
+	}
+	return p.UID + "/" + p.Namespace + "/" + p.Name
+}
+
+// WatchError turns an error of the watch hub into an *Error; a context
+// error (the client went away) is returned as is.
+func WatchError(err error) error {
+	var slow *watch.TooSlowError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.As(err, &slow), errors.Is(err, watch.ErrTooManyWatchers):
+		return &Error{Code: CodeTooMany, Msg: err.Error()}
+	case errors.Is(err, watch.ErrRevisionTooOld):
+		return &Error{Code: CodeRevisionGone, Msg: err.Error()}
+	case errors.Is(err, watch.ErrRevisionUnknown):
+		return &Error{Code: CodeInvalid, Msg: err.Error()}
+	case errors.Is(err, watch.ErrClosed):
+		return &Error{Code: CodeUnavailable, Msg: err.Error()}
+	}
+	return &Error{Code: CodeInternal, Msg: err.Error()}
+}
