@@ -23,8 +23,13 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	enricherv1 "github.com/cri-enricherd/cri-enricherd/api/v1"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/api"
+	"github.com/cri-enricherd/cri-enricherd/pkg/api/grpcapi"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
@@ -37,42 +42,75 @@ func main() {
 }
 
 func run() error {
-	socket := flag.String("socket", "", "a running daemon's API socket (default: serve a synthetic cache in-process)")
+	socket := flag.String("socket", "", "a running daemon's HTTP API socket (default: serve a synthetic cache in-process)")
+	grpcSocket := flag.String("grpc-socket", "", "a running daemon's gRPC socket (with -socket)")
+	proto := flag.String("proto", "http", "http or grpc")
 	clients := flag.Int("clients", 8, "concurrent clients")
 	duration := flag.Duration("duration", 10*time.Second, "how long to load")
 	records := flag.Int("records", 10000, "synthetic records when serving in-process")
 	flag.Parse()
 
-	ids, stop, sock, err := target(*socket, *records)
+	t, err := target(*socket, *grpcSocket, *records)
 	if err != nil {
 		return err
 	}
-	defer stop()
-	res := load(sock, ids, *clients, *duration)
-	fmt.Printf("http  clients=%d duration=%s requests=%d errors=%d  %.0f req/s  p50=%.3fms p99=%.3fms p999=%.3fms\n",
-		*clients, *duration, res.n, res.errors, float64(res.n)/duration.Seconds(), res.p50, res.p99, res.p999)
+	defer t.stop()
+	var res result
+	switch *proto {
+	case "http":
+		res = load(*clients, *duration, t.ids, httpLookup(t.socket, *clients))
+	case "grpc":
+		lookup, closeConn, err := grpcLookup(t.grpcSocket)
+		if err != nil {
+			return err
+		}
+		defer closeConn()
+		res = load(*clients, *duration, t.ids, lookup)
+	default:
+		return fmt.Errorf("-proto %q: want http or grpc", *proto)
+	}
+	fmt.Printf("%-4s  clients=%d duration=%s requests=%d errors=%d  %.0f req/s  p50=%.3fms p99=%.3fms p999=%.3fms\n",
+		*proto, *clients, *duration, res.n, res.errors, float64(res.n)/duration.Seconds(), res.p50, res.p99, res.p999)
 	return nil
 }
 
-// target returns the IDs to ask for and the socket to ask on.
-func target(socket string, records int) ([]string, func(), string, error) {
+// loadTarget is what the load is driven at.
+type loadTarget struct {
+	ids                []string
+	socket, grpcSocket string
+	stop               func()
+}
+
+// target returns a running daemon's sockets, or serves a synthetic cache
+// through the daemon's real HTTP and gRPC servers on unix sockets.
+func target(socket, grpcSocket string, records int) (loadTarget, error) {
 	if socket != "" {
 		ids, err := listIDs(socket)
-		return ids, func() {}, socket, err
+		return loadTarget{ids: ids, socket: socket, grpcSocket: grpcSocket, stop: func() {}}, err
 	}
 	dir, err := os.MkdirTemp("", "api-load-")
 	if err != nil {
-		return nil, nil, "", err
+		return loadTarget{}, err
 	}
-	sock := filepath.Join(dir, "api.sock")
+	t := loadTarget{socket: filepath.Join(dir, "api.sock"), grpcSocket: filepath.Join(dir, "grpc.sock")}
 	c, ids := syntheticCache(records)
-	l, err := api.ListenUnix(sock, api.SocketOptions{})
+	t.ids = ids
+	l, err := api.ListenUnix(t.socket, api.SocketOptions{})
 	if err != nil {
-		return nil, nil, "", err
+		return t, err
+	}
+	gl, err := api.ListenUnix(t.grpcSocket, api.SocketOptions{})
+	if err != nil {
+		return t, err
 	}
 	srv := api.NewServer(api.NewHandler(c, nil, nil, zap.NewNop(), api.Options{}))
 	go func() { _ = srv.Serve(l) }()
-	return ids, func() { _ = srv.Close(); os.RemoveAll(dir) }, sock, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	gs := grpcapi.New(c, nil, nil, nil, zap.NewNop(), grpcapi.Options{})
+	done := make(chan struct{})
+	go func() { _ = gs.Serve(ctx, gl, time.Second); close(done) }()
+	t.stop = func() { _ = srv.Close(); cancel(); <-done; os.RemoveAll(dir) }
+	return t, nil
 }
 
 // syntheticCache holds n containers with kubelet-sized labels, four per pod.
@@ -127,11 +165,47 @@ type result struct {
 	p50, p99, p999 float64
 }
 
-func load(sock string, ids []string, clients int, d time.Duration) result {
+// lookupFunc asks for one ID and reports whether the answer was a record.
+type lookupFunc func(id string) error
+
+func httpLookup(sock string, clients int) lookupFunc {
 	tr := &http.Transport{MaxIdleConnsPerHost: clients, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}
 	hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	return func(id string) error {
+		resp, err := hc.Get("http://cri-enricherd/v1/containers/" + id)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+}
+
+func grpcLookup(sock string) (lookupFunc, func(), error) {
+	if sock == "" {
+		return nil, nil, fmt.Errorf("-proto grpc needs -grpc-socket with -socket")
+	}
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, err
+	}
+	c := enricherv1.NewEnricherClient(conn)
+	return func(id string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := c.GetContainer(ctx, &enricherv1.GetContainerRequest{Id: id})
+		return err
+	}, func() { conn.Close() }, nil
+}
+
+// load runs clients goroutines asking for ids round robin until d passes.
+func load(clients int, d time.Duration, ids []string, lookup lookupFunc) result {
 	var mu sync.Mutex
 	var all []time.Duration
 	errs := 0
@@ -145,15 +219,9 @@ func load(sock string, ids []string, clients int, d time.Duration) result {
 			bad := 0
 			for i := c; time.Now().Before(deadline); i += clients {
 				start := time.Now()
-				resp, err := hc.Get("http://cri-enricherd/v1/containers/" + ids[i%len(ids)])
-				if err != nil {
+				if err := lookup(ids[i%len(ids)]); err != nil {
 					bad++
 					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					bad++
 				}
 				lat = append(lat, time.Since(start))
 			}
