@@ -56,7 +56,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (corpus kept under testdata/fuz
 e2e: deps promtool build ## End-to-end tests against real containerd 1.6 and 2.x (needs root)
 	set -a; source $${CRI_ENRICHERD_TEST_ENV:-/var/cache/cri-enricherd-test/env}; set +a; \
 	CRI_ENRICHERD_E2E=1 CRI_ENRICHERD_BIN=$(CURDIR)/$(BIN) \
-	  $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./test/...
+	  $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./test/harness/... ./test/e2e/...
 
 .PHONY: demo
 demo: deps build ## Start a throwaway containerd with sample pods, run the daemon on it, print its records, tear down
