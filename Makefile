@@ -36,7 +36,7 @@ test: ## Run every test: unit, deployment and image checks, fuzz (bounded), and 
 	$(MAKE) e2e
 
 .PHONY: unit
-unit: promtool ## Unit and integration tests (no runtime needed), with -race
+unit: promtool ## Unit tests (no runtime needed), with -race
 	$(GO) test -race -count=1 ./pkg/... ./cmd/...
 
 .PHONY: integration

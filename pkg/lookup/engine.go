@@ -46,7 +46,7 @@ type Hint struct {
 type Options struct {
 	Concurrency  int           // parallel lookups towards the runtime (4)
 	RateLimit    float64       // runtime calls per second; 0 is unlimited
-	MaxRetries   int           // tries after the first for transient failures (4)
+	MaxRetries   int           // tries after the first for transient failures; 0 never retries
 	RetryBase    time.Duration // first retry delay (100ms)
 	RetryMax     time.Duration // retry delay cap (2s)
 	NegativeTTL  time.Duration // first negative-cache period (30s)
@@ -251,7 +251,7 @@ func (e *Engine) Wait(ctx context.Context, ids []string) error {
 
 func (e *Engine) work(ctx context.Context) {
 	for {
-		id, c := e.next()
+		id, c, hint := e.next()
 		if c == nil {
 			select {
 			case <-ctx.Done():
@@ -260,7 +260,7 @@ func (e *Engine) work(ctx context.Context) {
 				continue
 			}
 		}
-		c.rec, c.err = e.resolve(ctx, id, c.hint)
+		c.rec, c.err = e.resolve(ctx, id, hint)
 		e.finish(id, c)
 		select { // pass the wake-up on: more may be queued
 		case e.wake <- struct{}{}:
@@ -269,11 +269,13 @@ func (e *Engine) work(ctx context.Context) {
 	}
 }
 
-func (e *Engine) next() (string, *call) {
+// next dequeues an ID and returns a copy of its hint taken under the lock:
+// a Submit for the same ID while it runs merges into c.hint concurrently.
+func (e *Engine) next() (string, *call, Hint) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if len(e.queue) == 0 {
-		return "", nil
+		return "", nil, Hint{}
 	}
 	id := e.queue[0]
 	e.queue[0] = ""
@@ -281,7 +283,7 @@ func (e *Engine) next() (string, *call) {
 	e.running++
 	c := e.calls[id]
 	c.hint.Urgent = false
-	return id, c
+	return id, c, c.hint
 }
 
 func (e *Engine) finish(id string, c *call) {

@@ -99,8 +99,9 @@ func resultOf(rec enrich.Record) string {
 // such an ID a NotFound from PodSandboxStatus is retried as it is, and
 // ContainerStatus is asked only on the last try.
 func (e *Engine) resolveOnce(ctx context.Context, id string, hint Hint, last bool) (enrich.Record, error) {
+	reuse := !hint.Force && !hint.Gone
 	if hint.Sandbox || hint.NewPod {
-		rec, err := e.fetchSandbox(ctx, id)
+		rec, err := e.fetchSandbox(ctx, id, reuse)
 		if !isNotFound(err) || hint.Sandbox || (hint.Exists && !last) {
 			return rec, err
 		}
@@ -110,7 +111,7 @@ func (e *Engine) resolveOnce(ctx context.Context, id string, hint Hint, last boo
 	if !isNotFound(err) {
 		return rec, err
 	}
-	if sb, sbErr := e.fetchSandbox(ctx, id); !isNotFound(sbErr) {
+	if sb, sbErr := e.fetchSandbox(ctx, id, reuse); !isNotFound(sbErr) {
 		return sb, sbErr
 	}
 	return rec, err
@@ -176,7 +177,7 @@ func (e *Engine) podFor(ctx context.Context, res enrich.ContainerResult) (*enric
 		if haveCached && cached.Pod != nil && !e.isStale(res.SandboxID) {
 			return cached.Pod, enrich.PodSourceSandboxStatus
 		}
-		sb, err := e.fetchSandbox(ctx, res.SandboxID)
+		sb, err := e.fetchSandbox(ctx, res.SandboxID, true)
 		if err == nil && sb.Pod != nil {
 			return sb.Pod, enrich.PodSourceSandboxStatus
 		}
@@ -191,9 +192,19 @@ func (e *Engine) podFor(ctx context.Context, res enrich.ContainerResult) (*enric
 }
 
 // fetchSandbox asks PodSandboxStatus once for all callers wanting the same
-// sandbox at the same time, and caches the sandbox's record.
-func (e *Engine) fetchSandbox(ctx context.Context, id string) (enrich.Record, error) {
-	v, err, _ := e.sandboxes.Do(id, func() (any, error) {
+// sandbox at the same time, and caches the sandbox's record. With reuse, a
+// record cached after the caller looked (a pod's containers race its
+// sandbox's own lookup) is taken instead of asking again; a gone or forced
+// lookup passes false and always asks, never sharing a reused answer.
+func (e *Engine) fetchSandbox(ctx context.Context, id string, reuse bool) (enrich.Record, error) {
+	key := id
+	if !reuse {
+		key = "fresh:" + id
+	}
+	v, err, _ := e.sandboxes.Do(key, func() (any, error) {
+		if rec, ok := e.store.GetSandbox(id); reuse && ok && rec.Pod != nil && rec.DeletedAt == nil && !e.isStale(id) {
+			return rec, nil
+		}
 		if err := e.limit.wait(ctx); err != nil {
 			return enrich.Record{}, err
 		}
@@ -268,14 +279,26 @@ func (e *Engine) retryable(err error, hint Hint) (string, bool) {
 		return "", false // parse errors: the same answer would come back
 	}
 	switch code := status.Code(r.err); code {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted:
 		return reasonOf(r.err), true
+	case codes.ResourceExhausted:
+		// gRPC's own message size cap answers ResourceExhausted too, and
+		// the same oversized answer would come back: only throttling is
+		// worth another try.
+		return reasonOf(r.err), !tooLarge(r.err)
 	case codes.NotFound:
 		// Seen to exist but not known yet: the runtime registers a
 		// container or sandbox a moment after its cgroup appears.
 		return "not_found", hint.Exists && !hint.Gone
 	}
 	return "", false
+}
+
+// tooLarge says whether err is gRPC refusing a message over its size cap
+// rather than the runtime throttling; grpc-go tells them apart only in the
+// message.
+func tooLarge(err error) bool {
+	return strings.Contains(status.Convert(err).Message(), "larger than max")
 }
 
 func (e *Engine) sleepBackoff(ctx context.Context, try int) error {
