@@ -40,7 +40,7 @@ func TestChart_LintsStrictlyInEveryScenario(t *testing.T) {
 func TestChart_RendersValidObjectsInEveryScenario(t *testing.T) {
 	want := map[string][]string{
 		"default":    {"ConfigMap", "DaemonSet", "Service", "ServiceAccount"},
-		"monitoring": {"ConfigMap", "DaemonSet", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"},
+		"monitoring": {"ConfigMap", "DaemonSet", "DashboardConfigMap", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"},
 		"k3s":        {"ConfigMap", "DaemonSet", "PodMonitor", "ServiceAccount"},
 		"crio":       {"ConfigMap", "DaemonSet", "Service", "ServiceAccount"},
 	}
@@ -702,5 +702,28 @@ func TestChart_SchemaCoversEveryDaemonKey(t *testing.T) {
 	}
 	for key := range inSchema {
 		t.Errorf("values.schema.json accepts config.%s, which the daemon does not know", key)
+	}
+}
+
+// TestChart_ShipsTheDashboardForGrafanasSidecar checks that the dashboard
+// ConfigMap carries the very file the metrics tests check, with the
+// sidecar's label.
+func TestChart_ShipsTheDashboardForGrafanasSidecar(t *testing.T) {
+	rel := render(t, "-f", filepath.Join(chartDir, "ci", "monitoring-values.yaml"))
+	if rel.Dashboard == nil {
+		t.Fatal("no dashboard ConfigMap rendered with dashboard.enabled")
+	}
+	want, err := os.ReadFile(filepath.Join(chartDir, "dashboards", "cri-enricherd.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rel.Dashboard.Data["cri-enricherd.json"]; strings.TrimSpace(got) != strings.TrimSpace(string(want)) {
+		t.Errorf("dashboard ConfigMap data differs from dashboards/cri-enricherd.json")
+	}
+	if rel.Dashboard.Labels["grafana_dashboard"] != "1" {
+		t.Errorf("dashboard labels %v lack grafana_dashboard=1", rel.Dashboard.Labels)
+	}
+	if def := render(t); def.Dashboard != nil {
+		t.Errorf("dashboard ConfigMap rendered by default")
 	}
 }

@@ -99,6 +99,7 @@ type release struct {
 	Kinds          []string // in rendering order
 	ServiceAccount *corev1.ServiceAccount
 	ConfigMap      *corev1.ConfigMap
+	Dashboard      *corev1.ConfigMap // the Grafana dashboard, when enabled
 	Service        *corev1.Service
 	DaemonSet      *appsv1.DaemonSet
 	ServiceMonitor *serviceMonitor
@@ -161,14 +162,28 @@ func (r *release) add(data []byte) error {
 	if !ok {
 		return fmt.Errorf("unexpected object %s", id)
 	}
-	if slices.Contains(r.Kinds, tm.Kind) {
-		return fmt.Errorf("%s rendered twice", tm.Kind)
+	kind := tm.Kind
+	if id == "v1/ConfigMap" && isDashboard(data) {
+		target, kind = &r.Dashboard, "DashboardConfigMap"
+	}
+	if slices.Contains(r.Kinds, kind) {
+		return fmt.Errorf("%s rendered twice", kind)
 	}
 	if err := decodeStrict(data, target); err != nil {
-		return fmt.Errorf("%s: %w", tm.Kind, err)
+		return fmt.Errorf("%s: %w", kind, err)
 	}
-	r.Kinds = append(r.Kinds, tm.Kind)
+	r.Kinds = append(r.Kinds, kind)
 	return nil
+}
+
+// isDashboard tells the dashboard ConfigMap from the config one by name.
+func isDashboard(data []byte) bool {
+	var m struct {
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+	}
+	return json.Unmarshal(data, &m) == nil && strings.HasSuffix(m.Metadata.Name, "-dashboard")
 }
 
 // decodeStrict decodes JSON into v, failing on fields v does not have.
