@@ -82,7 +82,7 @@ func containerRecord(st *runtimeapi.ContainerStatus, info *containerInfo, runtim
 		Name: firstNonEmpty(st.GetMetadata().GetName(), st.GetLabels()[labelContainerName],
 			ann.CRIContainerName),
 		Attempt:    st.GetMetadata().GetAttempt(),
-		State:      containerState(st.GetState()),
+		State:      ContainerState(st.GetState()),
 		Runtime:    runtimeName,
 		CreatedAt:  unixNano(st.GetCreatedAt()),
 		StartedAt:  unixNano(st.GetStartedAt()),

@@ -44,7 +44,9 @@ func unixNano(ns int64) *time.Time {
 	return &t
 }
 
-func containerState(s runtimeapi.ContainerState) string {
+// ContainerState is the record's name of a CRI container state: created,
+// running, exited or unknown.
+func ContainerState(s runtimeapi.ContainerState) string {
 	switch s {
 	case runtimeapi.ContainerState_CONTAINER_CREATED:
 		return "created"
@@ -57,7 +59,9 @@ func containerState(s runtimeapi.ContainerState) string {
 	}
 }
 
-func sandboxState(s runtimeapi.PodSandboxState) string {
+// SandboxState is the record's name of a CRI sandbox state: ready or
+// notready.
+func SandboxState(s runtimeapi.PodSandboxState) string {
 	if s == runtimeapi.PodSandboxState_SANDBOX_READY {
 		return "ready"
 	}

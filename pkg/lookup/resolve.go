@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
@@ -357,17 +356,4 @@ func parseReason(err error) string {
 func isReason(err error, reason string) bool {
 	var p *enrich.ParseError
 	return errors.As(err, &p) && p.Reason == reason
-}
-
-// listed converts a list item's state for cheap updates during relist.
-func containerState(s runtimeapi.ContainerState) string {
-	switch s {
-	case runtimeapi.ContainerState_CONTAINER_CREATED:
-		return "created"
-	case runtimeapi.ContainerState_CONTAINER_RUNNING:
-		return "running"
-	case runtimeapi.ContainerState_CONTAINER_EXITED:
-		return "exited"
-	}
-	return "unknown"
 }

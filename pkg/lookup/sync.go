@@ -82,7 +82,7 @@ func (e *Engine) queueListed(sandboxes []*runtimeapi.PodSandbox, containers []*r
 			queued = append(queued, c.GetId())
 			continue
 		}
-		e.Update(c.GetId(), withState(containerState(c.GetState())))
+		e.Update(c.GetId(), withState(enrich.ContainerState(c.GetState())))
 	}
 	return live, queued
 }
@@ -119,10 +119,7 @@ func withState(state string) func(enrich.Record) enrich.Record {
 }
 
 func withSandboxState(s runtimeapi.PodSandboxState) func(enrich.Record) enrich.Record {
-	state := "notready"
-	if s == runtimeapi.PodSandboxState_SANDBOX_READY {
-		state = "ready"
-	}
+	state := enrich.SandboxState(s)
 	return func(r enrich.Record) enrich.Record {
 		r.State = state
 		if r.Pod != nil {

@@ -92,7 +92,7 @@ func touchEverySeries(m *metrics.Metrics) {
 	m.ObserveRPC("PodSandboxStatus", codes.DeadlineExceeded, 2*time.Second)
 	m.LookupDone("container")
 	m.LookupDone("sandbox")
-	m.LookupFailed("pod_sandbox_status", metrics.CodeLabel(codes.DeadlineExceeded))
+	m.LookupFailed("pod_sandbox_status", "deadline_exceeded")
 	m.FallbackHit(string(enrich.PodSourceSandboxCache))
 	m.Retry("PodSandboxStatus", "deadline_exceeded")
 	m.CgroupEvent("added")

@@ -3,7 +3,6 @@ package metrics
 import (
 	"net/http"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -94,23 +93,6 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 // Handler serves the exposition of the daemon's registry.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry, EnableOpenMetrics: false})
-}
-
-// CodeLabel turns a gRPC code into a bounded snake_case label value
-// ("deadline_exceeded").
-func CodeLabel(c codes.Code) string {
-	s := c.String()
-	var b strings.Builder
-	for i, r := range s {
-		if r >= 'A' && r <= 'Z' {
-			if i > 0 {
-				b.WriteByte('_')
-			}
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // ObserveRPC counts one CRI request and its latency.

@@ -80,9 +80,3 @@ func TestMetrics_LastSyncAgeAppearsOnlyAfterTheFirstSync(t *testing.T) {
 		t.Errorf("last_sync_age_seconds after a sync: %d series, want 1", n)
 	}
 }
-
-func TestCodeLabel_IsSnakeCase(t *testing.T) {
-	if got := CodeLabel(codes.DeadlineExceeded); got != "deadline_exceeded" {
-		t.Errorf("CodeLabel = %q", got)
-	}
-}
