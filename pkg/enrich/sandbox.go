@@ -56,7 +56,7 @@ func sandboxPod(st *runtimeapi.PodSandboxStatus, info *sandboxInfo, lim *limiter
 		Namespace: firstNonEmpty(md.GetNamespace(), labels[labelPodNamespace], ann.CRISandboxNamespace, ann.CRIONamespace),
 		UID:       firstNonEmpty(md.GetUid(), labels[labelPodUID], ann.CRISandboxUID, ann.PodUID),
 		Attempt:   md.GetAttempt(),
-		State:     sandboxState(st.GetState()),
+		State:     SandboxState(st.GetState()),
 		Labels:    lim.stringMap(labels),
 		RuntimeHandler: firstNonEmpty(st.GetRuntimeHandler(), info.RuntimeHandler,
 			ann.CRIORuntimeHandler),
