@@ -86,14 +86,14 @@ func waitReady(ctx context.Context, d *daemon, client runtimeapi.RuntimeServiceC
 	var last error
 	for {
 		if !d.running() {
-			return fmt.Errorf("containerd exited: %v\n%s", d.err, logTail(logPath))
+			return fmt.Errorf("containerd exited: %w\n%s", d.err, logTail(logPath))
 		}
 		if last = probe(ctx, client); last == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("containerd not ready: %w (last: %v)\n%s", ctx.Err(), last, logTail(logPath))
+			return fmt.Errorf("containerd not ready: %w (last: %w)\n%s", ctx.Err(), last, logTail(logPath))
 		case <-d.done:
 		case <-time.After(100 * time.Millisecond):
 		}
