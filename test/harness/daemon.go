@@ -86,7 +86,11 @@ func waitReady(ctx context.Context, d *daemon, client runtimeapi.RuntimeServiceC
 	var last error
 	for {
 		if !d.running() {
-			return fmt.Errorf("containerd exited: %w\n%s", d.err, logTail(logPath))
+			exit := d.err
+			if exit == nil {
+				exit = errors.New("exit status 0")
+			}
+			return fmt.Errorf("containerd exited: %w\n%s", exit, logTail(logPath))
 		}
 		if last = probe(ctx, client); last == nil {
 			return nil
