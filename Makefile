@@ -63,6 +63,26 @@ demo: deps build ## Start a throwaway containerd with sample pods, run the daemo
 	set -a; source $${CRI_ENRICHERD_TEST_ENV:-/var/cache/cri-enricherd-test/env}; set +a; \
 	$(GO) run ./test/demo -daemon $(CURDIR)/$(BIN)
 
+BENCH_DIR     ?= bin/bench
+BENCH_COUNT   ?= 5
+BENCH_LOAD    ?= 10s
+BENCH_CLIENTS ?= 2 4 8
+BENCH_PKGS    := ./pkg/cache ./pkg/cgroup ./pkg/enrich ./pkg/api ./pkg/api/grpcapi
+
+.PHONY: bench
+bench: deps build ## Go benchmarks, API load, fake-runtime scale run and real-runtime run (needs root); one table of figures beside their targets
+	@rm -rf $(BENCH_DIR); mkdir -p $(BENCH_DIR)
+	@echo "load average before: $$(cut -d' ' -f1-3 /proc/loadavg) (2 shared cores: the figures are only as quiet as the machine)"
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) $(BENCH_PKGS) | tee $(BENCH_DIR)/go-bench.txt
+	$(GO) build -o $(BENCH_DIR)/api-load ./test/bench/api-load
+	@for proto in http grpc; do for c in $(BENCH_CLIENTS); do \
+	  $(BENCH_DIR)/api-load -proto $$proto -clients $$c -duration $(BENCH_LOAD) -json $(BENCH_DIR)/api-$$proto-$$c.json || exit 1; \
+	done; done
+	$(GO) run ./test/bench/scale -daemon $(BIN) -json $(BENCH_DIR)/scale.json
+	set -a; source $${CRI_ENRICHERD_TEST_ENV:-/var/cache/cri-enricherd-test/env}; set +a; \
+	  $(GO) run ./test/bench/runtime-bench -daemon $(BIN) -pods 100 -json $(BENCH_DIR)/runtime.json
+	@echo; $(GO) run ./test/bench/report -dir $(BENCH_DIR)
+
 PROTOC_VERSION           := 3.21.12
 PROTOC_GEN_GO_VERSION    := $(shell $(GO) list -m -f '{{.Version}}' google.golang.org/protobuf)
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2

@@ -110,7 +110,7 @@ func (h *Handler) listContainers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": h.query.Containers(f)})
+	writeRecords(w, h.query.Containers(f))
 }
 
 // parseListOptions reads the filters of a list request, refusing any
@@ -174,7 +174,46 @@ func writeRecord(w http.ResponseWriter, rec enrich.Record, err error) {
 		writeError(w, CodeOf(err).HTTPStatus(), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, rec)
+	buf := getBuf()
+	defer putBuf(buf)
+	b, ok := appendRecord(*buf, &rec)
+	*buf = append(b, '\n')
+	if !ok {
+		refused := rec                        // a copy, so rec itself stays on the stack
+		writeJSON(w, http.StatusOK, &refused) // encoding/json refuses it the same way
+		return
+	}
+	writeBody(w, http.StatusOK, *buf)
+}
+
+// writeRecords answers a list request with {"items": [records]}.
+func writeRecords(w http.ResponseWriter, recs []enrich.Record) {
+	buf := getBuf()
+	defer putBuf(buf)
+	b := append(*buf, `{"items":[`...)
+	for i := range recs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var ok bool
+		if b, ok = appendRecord(b, &recs[i]); !ok {
+			*buf = b
+			writeJSON(w, http.StatusOK, map[string]any{"items": recs})
+			return
+		}
+	}
+	*buf = append(b, "]}\n"...)
+	writeBody(w, http.StatusOK, *buf)
+}
+
+// writeBody sends an encoded JSON body in one write, with its length, so
+// the server neither chunks it nor copies it through its own buffer twice.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body) // the client went away; nothing to do
 }
 
 // ValidID says whether s can name a container: 12 to 64 lowercase hex.

@@ -3,57 +3,57 @@ package cache
 import (
 	"testing"
 
+	"github.com/cri-enricherd/cri-enricherd/internal/benchdata"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
 
-const benchEntries = 10000
+// benchContainers fills a default-sized cache: 8,000 kubelet-sized
+// containers in 2,000 pods plus their 2,000 sandboxes.
+const benchContainers, benchPerPod = 8000, 4
 
-func benchCache(b *testing.B) (*Cache, []string) {
+func benchCache(b *testing.B) (*Cache, []enrich.Record) {
 	b.Helper()
 	c := New()
-	idList := make([]string, benchEntries)
-	for i := range idList {
-		idList[i] = testID(i)
-		c.Put(plainRecord(idList[i]))
+	containers, sandboxes := benchdata.Records(benchContainers, benchPerPod)
+	for _, rec := range sandboxes {
+		c.Put(rec)
 	}
-	return c, idList
+	for _, rec := range containers {
+		c.Put(rec)
+	}
+	if c.Len() != DefaultCapacity {
+		b.Fatalf("cache holds %d records, want it full at %d", c.Len(), DefaultCapacity)
+	}
+	return c, containers
 }
 
-func BenchmarkGetFullID(b *testing.B) {
-	c, idList := benchCache(b)
+func benchmarkGet(b *testing.B, keyLen int) {
+	c, recs := benchCache(b)
+	keys := make([]string, len(recs))
+	for i, rec := range recs {
+		keys[i] = rec.ID[:keyLen]
+	}
+	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := c.Get(idList[i%benchEntries]); err != nil {
+		if _, err := c.Get(keys[i%len(keys)]); err != nil {
 			b.Fatal(err)
 		}
 		i++
 	}
 }
 
-func BenchmarkGetPrefix(b *testing.B) {
-	c, idList := benchCache(b)
-	prefixes := make([]string, len(idList))
-	for i, id := range idList {
-		prefixes[i] = id[:MinPrefixLen]
-	}
-	i := 0
-	for b.Loop() {
-		if _, err := c.Get(prefixes[i%benchEntries]); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
+func BenchmarkGetFullID(b *testing.B) { benchmarkGet(b, 64) }
+
+// BenchmarkGetPrefix asks for 12-character prefixes, as crictl prints them.
+func BenchmarkGetPrefix(b *testing.B) { benchmarkGet(b, MinPrefixLen) }
 
 func BenchmarkPutReplace(b *testing.B) {
-	c, idList := benchCache(b)
-	recs := make([]enrich.Record, len(idList))
-	for i, id := range idList {
-		recs[i] = plainRecord(id)
-	}
+	c, recs := benchCache(b)
+	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		c.Put(recs[i%benchEntries])
+		c.Put(recs[i%len(recs)])
 		i++
 	}
 }

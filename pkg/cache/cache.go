@@ -3,6 +3,7 @@ package cache
 import (
 	"container/heap"
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,27 +20,29 @@ type Cache struct {
 	opts      options
 	evictions atomic.Uint64
 
-	mu         sync.Mutex
-	byID       map[string]*entry
-	byPrefix   map[string][]*entry          // first MinPrefixLen chars -> entries
-	bySandbox  map[string]map[string]*entry // sandbox ID -> container ID -> entry
-	recency    recencyList
-	deleted    deletedHeap
-	containers int // live, non-sandbox records
-	sandboxes  int // live sandbox records
-	revision   uint64
-	subs       []*subscriber // copy-on-write: delivery reads a snapshot
-	pending    []Change      // changes not yet delivered, in revision order
-	publishing bool          // a goroutine is draining pending
+	mu            sync.Mutex
+	byID          map[string]*entry
+	byPrefix      map[string]*entry   // first MinPrefixLen chars -> the one entry with them
+	prefixClashes map[string][]*entry // first MinPrefixLen chars -> the entries, when several
+	bySandbox     map[string][]*entry // sandbox ID -> its containers' entries
+	recency       recencyList
+	deleted       deletedHeap
+	containers    int // live, non-sandbox records
+	sandboxes     int // live sandbox records
+	revision      uint64
+	subs          []*subscriber // copy-on-write: delivery reads a snapshot
+	pending       []Change      // changes not yet delivered, in revision order
+	publishing    bool          // a goroutine is draining pending
 }
 
 // New returns an empty cache.
 func New(opts ...Option) *Cache {
 	c := &Cache{
-		opts:      defaultOptions(),
-		byID:      make(map[string]*entry),
-		byPrefix:  make(map[string][]*entry),
-		bySandbox: make(map[string]map[string]*entry),
+		opts:          defaultOptions(),
+		byID:          make(map[string]*entry),
+		byPrefix:      make(map[string]*entry),
+		prefixClashes: make(map[string][]*entry),
+		bySandbox:     make(map[string][]*entry),
 	}
 	for _, o := range opts {
 		o(&c.opts)
@@ -235,12 +238,7 @@ func (c *Cache) indexState(e *entry) {
 		c.containers++
 	}
 	if sid := sandboxOf(&e.rec); sid != "" {
-		members := c.bySandbox[sid]
-		if members == nil {
-			members = make(map[string]*entry)
-			c.bySandbox[sid] = members
-		}
-		members[e.rec.ID] = e
+		c.bySandbox[sid] = append(c.bySandbox[sid], e)
 	}
 }
 
@@ -254,11 +252,26 @@ func (c *Cache) unindexState(e *entry) {
 		c.containers--
 	}
 	if sid := sandboxOf(&e.rec); sid != "" {
-		delete(c.bySandbox[sid], e.rec.ID)
-		if len(c.bySandbox[sid]) == 0 {
-			delete(c.bySandbox, sid)
-		}
+		c.removeMember(sid, e)
 	}
+}
+
+// removeMember takes e out of its sandbox's members. A slice, not a map:
+// a pod has a handful of containers, and a map per pod cost about 50 bytes
+// per cached container more (BENCHMARKS.md).
+func (c *Cache) removeMember(sid string, e *entry) {
+	members := c.bySandbox[sid]
+	i := slices.Index(members, e)
+	if i < 0 {
+		return
+	}
+	last := len(members) - 1
+	members[i], members[last] = members[last], nil
+	if last == 0 {
+		delete(c.bySandbox, sid)
+		return
+	}
+	c.bySandbox[sid] = members[:last]
 }
 
 // evictLocked removes one record to make room: a deleted one if any, since

@@ -156,6 +156,32 @@ func TestCache_PrefixBecomesUniqueWhenTheOtherMatchLeaves(t *testing.T) {
 	}
 }
 
+func TestCache_PrefixStaysAmbiguousUntilOneMatchIsLeft(t *testing.T) {
+	shared := "0123456789ab"
+	a, b, d := shared+strings.Repeat("a", 52), shared+strings.Repeat("b", 52), shared+strings.Repeat("d", 52)
+	c := New()
+	steps := []struct {
+		name    string
+		change  func()
+		wantID  string
+		wantErr error
+	}{
+		{"one record", func() { c.Put(plainRecord(a)) }, a, nil},
+		{"three share the prefix", func() { c.Put(plainRecord(b)); c.Put(plainRecord(d)) }, "", ErrAmbiguous},
+		{"two left", func() { c.Delete(b) }, "", ErrAmbiguous},
+		{"one left", func() { c.Delete(a) }, d, nil},
+		{"a second one back", func() { c.Put(plainRecord(b)) }, "", ErrAmbiguous},
+		{"none left", func() { c.Delete(b); c.Delete(d) }, "", ErrNotFound},
+	}
+	for _, st := range steps {
+		st.change()
+		got, err := c.Get(shared)
+		if !errors.Is(err, st.wantErr) || got.ID != st.wantID {
+			t.Fatalf("%s: Get(%s) = %q, %v; want %q, %v", st.name, shared, got.ID, err, st.wantID, st.wantErr)
+		}
+	}
+}
+
 func TestCache_NonStandardIDsAreAnswerableByExactID(t *testing.T) {
 	c := New()
 	c.Put(plainRecord("pod-sandbox-1"))

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
@@ -39,13 +40,26 @@ func sandboxOf(rec *enrich.Record) string {
 	return rec.Pod.SandboxID
 }
 
-// indexIdentity adds e to the indexes that depend only on its ID.
+// indexIdentity adds e to the indexes that depend only on its ID. Nearly
+// every prefix belongs to one record, so byPrefix maps it to that entry and
+// only prefixes several records share get a list in prefixClashes: a list
+// per record cost about 30 bytes of heap per cached record (BENCHMARKS.md).
 func (c *Cache) indexIdentity(e *entry) {
 	c.byID[e.rec.ID] = e
-	if len(e.rec.ID) >= MinPrefixLen {
-		key := e.rec.ID[:MinPrefixLen]
-		c.byPrefix[key] = append(c.byPrefix[key], e)
+	if len(e.rec.ID) < MinPrefixLen {
+		return
 	}
+	key := e.rec.ID[:MinPrefixLen]
+	if list, ok := c.prefixClashes[key]; ok {
+		c.prefixClashes[key] = append(list, e)
+		return
+	}
+	if other, ok := c.byPrefix[key]; ok {
+		delete(c.byPrefix, key)
+		c.prefixClashes[key] = []*entry{other, e}
+		return
+	}
+	c.byPrefix[key] = e
 }
 
 func (c *Cache) unindexIdentity(e *entry) {
@@ -54,20 +68,22 @@ func (c *Cache) unindexIdentity(e *entry) {
 		return
 	}
 	key := e.rec.ID[:MinPrefixLen]
-	bucket := c.byPrefix[key]
-	for i, other := range bucket {
-		if other == e {
-			bucket[i] = bucket[len(bucket)-1]
-			bucket[len(bucket)-1] = nil
-			bucket = bucket[:len(bucket)-1]
-			break
+	list, ok := c.prefixClashes[key]
+	if !ok {
+		if c.byPrefix[key] == e {
+			delete(c.byPrefix, key)
 		}
-	}
-	if len(bucket) == 0 {
-		delete(c.byPrefix, key)
 		return
 	}
-	c.byPrefix[key] = bucket
+	if i := slices.Index(list, e); i >= 0 {
+		list = slices.Delete(list, i, i+1)
+	}
+	if len(list) == 1 {
+		delete(c.prefixClashes, key)
+		c.byPrefix[key] = list[0]
+		return
+	}
+	c.prefixClashes[key] = list
 }
 
 // findLocked resolves a full ID or a unique prefix. An exact match always
@@ -79,9 +95,14 @@ func (c *Cache) findLocked(idOrPrefix string) (*entry, error) {
 	if !validPrefix(idOrPrefix) {
 		return nil, fmt.Errorf("id %q: %w", idOrPrefix, ErrInvalidID)
 	}
+	key := idOrPrefix[:MinPrefixLen]
+	candidates := c.prefixClashes[key]
+	if e, ok := c.byPrefix[key]; ok {
+		candidates = []*entry{e}
+	}
 	var found *entry
 	matches := 0
-	for _, e := range c.byPrefix[idOrPrefix[:MinPrefixLen]] {
+	for _, e := range candidates {
 		if strings.HasPrefix(e.rec.ID, idOrPrefix) {
 			found = e
 			matches++

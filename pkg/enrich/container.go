@@ -64,6 +64,7 @@ func Container(resp *runtimeapi.ContainerStatusResponse, runtimeName string, opt
 		rec.Annotations = lim.stringMap(st.GetAnnotations())
 	}
 	rec.Trimmed = lim.trimmed
+	packContainer(&rec)
 	sandboxID := containerSandboxID(st, &info)
 	return ContainerResult{
 		Record:    rec,
@@ -111,11 +112,14 @@ func containerImage(st *runtimeapi.ContainerStatus, info *containerInfo) Image {
 	ann := info.RuntimeSpec.annotations()
 	name := imageName(st.GetImage().GetImage(), st.GetImage().GetUserSpecifiedImage(),
 		cfgUserImage, cfgImage, ann.CRIImageName, ann.CRIOImageName, ann.CRIOImage)
-	id := st.GetImageId()
-	if id == "" && isImageID(st.GetImageRef()) {
-		id = st.GetImageRef()
+	ref, id := st.GetImageRef(), st.GetImageId()
+	if id == "" && isImageID(ref) {
+		id = ref
 	}
-	return Image{Name: name, Ref: st.GetImageRef(), ID: id}
+	if ref == id {
+		ref = id // containerd answers the same ID twice: keep one copy
+	}
+	return Image{Name: name, Ref: ref, ID: id}
 }
 
 // imageName returns the first candidate that names a repository, else the
@@ -150,7 +154,7 @@ func containerMounts(ms []*runtimeapi.Mount) []Mount {
 		}
 		out = append(out, Mount{
 			HostPath:      m.GetHostPath(),
-			ContainerPath: m.GetContainerPath(),
+			ContainerPath: canonical(m.GetContainerPath()),
 			ReadOnly:      m.GetReadonly(),
 			Propagation:   propagation(m.GetPropagation()),
 		})

@@ -39,6 +39,7 @@ func Sandbox(resp *runtimeapi.PodSandboxStatusResponse, runtimeName string, opts
 	pod.IP, pod.AdditionalIPs, pod.CNIResult = net.ip, net.additionalIPs, net.cniResult
 	rec := sandboxRecord(st, &info, pod, runtimeName)
 	rec.Trimmed = lim.trimmed
+	packSandbox(&rec)
 	if cniErr != nil {
 		return rec, parseError(ReasonBadCNIResult, fmt.Errorf("pod sandbox %s: %w", rec.ShortID, cniErr))
 	}
@@ -69,8 +70,9 @@ func sandboxPod(st *runtimeapi.PodSandboxStatus, info *sandboxInfo, lim *limiter
 	return pod
 }
 
-// sandboxRecord builds the sandbox's own record around its pod. The record
-// gets its own copies of the pod's maps so neither aliases the other.
+// sandboxRecord builds the sandbox's own record around its pod. Its labels
+// and annotations are the pod's own maps: built records are never changed,
+// so sharing them saves a copy per pod.
 func sandboxRecord(st *runtimeapi.PodSandboxStatus, info *sandboxInfo, pod *Pod, runtimeName string) Record {
 	ann := info.RuntimeSpec.annotations()
 	return Record{
@@ -80,13 +82,13 @@ func sandboxRecord(st *runtimeapi.PodSandboxStatus, info *sandboxInfo, pod *Pod,
 		Attempt:      pod.Attempt,
 		State:        pod.State,
 		Runtime:      runtimeName,
-		CreatedAt:    unixNano(st.GetCreatedAt()),
+		CreatedAt:    pod.CreatedAt,
 		Image:        Image{Name: firstNonEmpty(info.Image, ann.CRISandboxImageName, ann.CRIOImageName)},
 		PID:          info.PID,
 		Privileged:   sandboxPrivileged(info),
 		UserUID:      info.RuntimeSpec.userUID(),
-		Labels:       cloneStringMap(pod.Labels),
-		Annotations:  cloneStringMap(pod.Annotations),
+		Labels:       pod.Labels,
+		Annotations:  pod.Annotations,
 		CgroupPath:   sandboxCgroupPath(pod.SandboxID, info),
 		Mounts:       []Mount{},
 		Resources:    containerResources(nil, info.RuntimeSpec.resources()),
@@ -153,15 +155,4 @@ func parseKubeSandboxName(s string) kubeSandboxName {
 		return kubeSandboxName{}
 	}
 	return kubeSandboxName{name: parts[1], namespace: parts[2], uid: parts[3], attempt: uint32(attempt)}
-}
-
-func cloneStringMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

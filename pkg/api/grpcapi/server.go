@@ -77,7 +77,8 @@ func (s *Server) Register(g *grpc.Server) {
 // streams end when the watch hub closes, which the daemon does on the same
 // signal.
 func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration) error {
-	opts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(maxRecvMsgSize)}, s.opts.ServerOptions...)
+	opts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(maxRecvMsgSize), grpc.ForceServerCodecV2(newRecordCodec())},
+		s.opts.ServerOptions...)
 	g := grpc.NewServer(opts...)
 	s.Register(g)
 	s.updateHealth()
@@ -136,7 +137,7 @@ func (s *Server) GetContainer(ctx context.Context, req *enricherv1.GetContainerR
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return RecordToProto(&rec), nil
+	return recordView(&rec), nil
 }
 
 // GetContainerByPID implements enricherv1.EnricherServer.
@@ -145,7 +146,7 @@ func (s *Server) GetContainerByPID(ctx context.Context, req *enricherv1.GetConta
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return RecordToProto(&rec), nil
+	return recordView(&rec), nil
 }
 
 // GetContainerByCgroup implements enricherv1.EnricherServer.
@@ -154,7 +155,7 @@ func (s *Server) GetContainerByCgroup(ctx context.Context, req *enricherv1.GetCo
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return RecordToProto(&rec), nil
+	return recordView(&rec), nil
 }
 
 // ListContainers implements enricherv1.EnricherServer.
@@ -196,7 +197,7 @@ func (s *Server) Watch(req *enricherv1.WatchRequest, stream grpc.ServerStreaming
 		if err != nil {
 			return toStatus(api.WatchError(err))
 		}
-		if err := stream.Send(EventToProto(ev)); err != nil {
+		if err := stream.Send(eventView(ev)); err != nil {
 			return err
 		}
 	}

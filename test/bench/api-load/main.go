@@ -1,13 +1,16 @@
 // Command api-load drives lookups at cri-enricherd's local API over its unix
 // socket with N concurrent clients for a fixed duration and reports
 // throughput and latency percentiles. Without -socket it serves a synthetic
-// cache of -records containers itself (the daemon's real handler on a real
-// unix socket), so the result does not depend on a runtime.
+// cache of -records kubelet-sized containers itself (the daemon's real
+// handlers and servers on real unix sockets), so the result does not depend
+// on a runtime; client and server then share the machine's cores.
+//
+// Answers are read in full but not decoded unless -decode is given: the
+// load measures the daemon's side of the socket, not the client's parsing.
 package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -17,16 +20,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 
 	enricherv1 "github.com/cri-enricherd/cri-enricherd/api/v1"
+	"github.com/cri-enricherd/cri-enricherd/internal/benchdata"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/api"
 	"github.com/cri-enricherd/cri-enricherd/pkg/api/grpcapi"
@@ -48,30 +54,61 @@ func run() error {
 	clients := flag.Int("clients", 8, "concurrent clients")
 	duration := flag.Duration("duration", 10*time.Second, "how long to load")
 	records := flag.Int("records", 10000, "synthetic records when serving in-process")
+	decode := flag.Bool("decode", false, "decode every answer (JSON or protobuf) as a consumer would; by default answers are read but not decoded, so the CPU goes to the daemon's side")
+	warmup := flag.Duration("warmup", time.Second, "load run first and not counted (connections, heap growth)")
+	jsonOut := flag.String("json", "", "also write the result as JSON to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (client and in-process server) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		stop, err := startProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	t, err := target(*socket, *grpcSocket, *records)
 	if err != nil {
 		return err
 	}
 	defer t.stop()
-	var res result
+	var lookup lookupFunc
 	switch *proto {
 	case "http":
-		res = load(*clients, *duration, t.ids, httpLookup(t.socket, *clients))
+		lookup = httpLookup(t.socket, *clients, *decode)
 	case "grpc":
-		lookup, closeConn, err := grpcLookup(t.grpcSocket)
-		if err != nil {
+		var closeConn func()
+		if lookup, closeConn, err = grpcLookup(t.grpcSocket, *decode); err != nil {
 			return err
 		}
 		defer closeConn()
-		res = load(*clients, *duration, t.ids, lookup)
 	default:
 		return fmt.Errorf("-proto %q: want http or grpc", *proto)
 	}
+	load(*clients, *warmup, t.ids, lookup)
+	res := load(*clients, *duration, t.ids, lookup)
+	res.Proto, res.Clients, res.Seconds, res.Decode = *proto, *clients, duration.Seconds(), *decode
+	res.PerSecond = float64(res.N) / duration.Seconds()
 	fmt.Printf("%-4s  clients=%d duration=%s requests=%d errors=%d  %.0f req/s  p50=%.3fms p99=%.3fms p999=%.3fms\n",
-		*proto, *clients, *duration, res.n, res.errors, float64(res.n)/duration.Seconds(), res.p50, res.p99, res.p999)
+		res.Proto, res.Clients, *duration, res.N, res.Errors, res.PerSecond, res.P50, res.P99, res.P999)
+	if *jsonOut != "" {
+		data, _ := json.MarshalIndent(res, "", "  ")
+		return os.WriteFile(*jsonOut, data, 0o644)
+	}
 	return nil
+}
+
+// startProfile profiles the CPU into path until the returned function runs.
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // loadTarget is what the load is driven at.
@@ -113,23 +150,18 @@ func target(socket, grpcSocket string, records int) (loadTarget, error) {
 	return t, nil
 }
 
-// syntheticCache holds n containers with kubelet-sized labels, four per pod.
+// syntheticCache holds n kubelet-sized containers, four to a pod, and the
+// pods' sandboxes; the load asks for the containers.
 func syntheticCache(n int) (*cache.Cache, []string) {
-	c := cache.New(cache.WithCapacity(n + n/4 + 1))
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%x", sha256.Sum256([]byte(strconv.Itoa(i))))
-		pod := &enrich.Pod{SandboxID: fmt.Sprintf("%x", sha256.Sum256([]byte("pod"+strconv.Itoa(i/4)))),
-			Name: fmt.Sprintf("web-%d", i/4), Namespace: "shop", UID: "0f1e2d3c-aaaa-bbbb-cccc-000000000009",
-			Labels: map[string]string{"app": "web", "pod-template-hash": "5d8f7c9b6"}, IP: "10.0.0.5"}
-		c.Put(enrich.Record{ID: ids[i], ShortID: ids[i][:12], Name: "app", State: "running", PID: 1000 + i, Runtime: "containerd",
-			Image:      enrich.Image{Name: "registry.example/app:1", Ref: "sha256:" + ids[i]},
-			CgroupPath: "/kubepods/burstable/pod" + pod.UID + "/" + ids[i],
-			Labels: map[string]string{
-				"io.kubernetes.container.name": "app", "io.kubernetes.pod.name": pod.Name,
-				"io.kubernetes.pod.namespace": "shop", "io.kubernetes.pod.uid": pod.UID,
-			},
-			Pod: pod, PodSource: enrich.PodSourceSandboxStatus})
+	containers, sandboxes := benchdata.Records(n, 4)
+	c := cache.New(cache.WithCapacity(len(containers) + len(sandboxes)))
+	for _, rec := range sandboxes {
+		c.Put(rec)
+	}
+	ids := make([]string, len(containers))
+	for i, rec := range containers {
+		c.Put(rec)
+		ids[i] = rec.ID
 	}
 	return c, ids
 }
@@ -160,15 +192,24 @@ func listIDs(sock string) ([]string, error) {
 	return ids, nil
 }
 
+// result is one load run; latencies in milliseconds.
 type result struct {
-	n, errors      int
-	p50, p99, p999 float64
+	Proto     string  `json:"proto"`
+	Clients   int     `json:"clients"`
+	Seconds   float64 `json:"seconds"`
+	Decode    bool    `json:"decode"`
+	N         int     `json:"requests"`
+	Errors    int     `json:"errors"`
+	PerSecond float64 `json:"per_second"`
+	P50       float64 `json:"p50_ms"`
+	P99       float64 `json:"p99_ms"`
+	P999      float64 `json:"p999_ms"`
 }
 
 // lookupFunc asks for one ID and reports whether the answer was a record.
 type lookupFunc func(id string) error
 
-func httpLookup(sock string, clients int) lookupFunc {
+func httpLookup(sock string, clients int, decode bool) lookupFunc {
 	tr := &http.Transport{MaxIdleConnsPerHost: clients, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}
@@ -178,16 +219,21 @@ func httpLookup(sock string, clients int) lookupFunc {
 		if err != nil {
 			return err
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
+			_, _ = io.Copy(io.Discard, resp.Body)
 			return fmt.Errorf("status %d", resp.StatusCode)
 		}
-		return nil
+		if decode {
+			var rec enrich.Record
+			return json.NewDecoder(resp.Body).Decode(&rec)
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
 	}
 }
 
-func grpcLookup(sock string) (lookupFunc, func(), error) {
+func grpcLookup(sock string, decode bool) (lookupFunc, func(), error) {
 	if sock == "" {
 		return nil, nil, fmt.Errorf("-proto grpc needs -grpc-socket with -socket")
 	}
@@ -195,16 +241,42 @@ func grpcLookup(sock string) (lookupFunc, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c := enricherv1.NewEnricherClient(conn)
+	opts := []grpc.CallOption{grpc.ForceCodecV2(rawCodec{proto: encoding.GetCodecV2("proto")})}
 	return func(id string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_, err := c.GetContainer(ctx, &enricherv1.GetContainerRequest{Id: id})
-		return err
-	}, func() { conn.Close() }, nil
+		req := &enricherv1.GetContainerRequest{Id: id}
+		if decode {
+			return conn.Invoke(ctx, enricherv1.Enricher_GetContainer_FullMethodName, req, &enricherv1.Record{})
+		}
+		var n rawAnswer
+		return conn.Invoke(ctx, enricherv1.Enricher_GetContainer_FullMethodName, req, &n, opts...)
+	}, func() { _ = conn.Close() }, nil
 }
 
-// load runs clients goroutines asking for ids round robin until d passes.
+// rawAnswer receives an answer undecoded: its length only.
+type rawAnswer int
+
+// rawCodec marshals requests with the proto codec and leaves answers
+// undecoded, as the HTTP client leaves JSON undecoded, so the load measures
+// the daemon's side of the socket rather than the client's parsing.
+type rawCodec struct{ proto encoding.CodecV2 }
+
+func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+
+func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if n, ok := v.(*rawAnswer); ok {
+		*n = rawAnswer(data.Len())
+		return nil
+	}
+	return c.proto.Unmarshal(data, v)
+}
+
+func (c rawCodec) Name() string { return c.proto.Name() }
+
+// load runs clients goroutines asking for ids round robin until d passes,
+// each asking again as soon as it is answered (a closed loop: at capacity,
+// latency grows with the number of clients).
 func load(clients int, d time.Duration, ids []string, lookup lookupFunc) result {
 	var mu sync.Mutex
 	var all []time.Duration
@@ -239,5 +311,5 @@ func load(clients int, d time.Duration, ids []string, lookup lookupFunc) result 
 		}
 		return float64(all[int(math.Ceil(p*float64(len(all))))-1]) / 1e6
 	}
-	return result{n: len(all), errors: errs, p50: q(.5), p99: q(.99), p999: q(.999)}
+	return result{N: len(all), Errors: errs, P50: q(.5), P99: q(.99), P999: q(.999)}
 }

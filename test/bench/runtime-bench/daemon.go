@@ -184,3 +184,18 @@ func eventSource(m map[string]float64) string {
 	}
 	return "unknown"
 }
+
+// meanLatencyMS is the mean latency of rpc as the daemon saw it between two
+// scrapes, from its duration histogram: how fast the runtime answered while
+// it was busy creating the pods, beside the raw round trips measured idle.
+func meanLatencyMS(before, after map[string]float64, rpc string) float64 {
+	label := `rpc="` + rpc + `"`
+	sum := sumSeries(after, "cri_enricherd_cri_request_duration_seconds_sum", label) -
+		sumSeries(before, "cri_enricherd_cri_request_duration_seconds_sum", label)
+	n := sumSeries(after, "cri_enricherd_cri_request_duration_seconds_count", label) -
+		sumSeries(before, "cri_enricherd_cri_request_duration_seconds_count", label)
+	if n == 0 {
+		return 0
+	}
+	return sum / n * 1000
+}

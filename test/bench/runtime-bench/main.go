@@ -86,6 +86,8 @@ type result struct {
 	RawContainer      summary `json:"raw_container_status_verbose_ms"`
 	RawSandbox        summary `json:"raw_pod_sandbox_status_verbose_ms"`
 	DaemonCalls       float64 `json:"daemon_status_calls"`
+	DaemonCSMeanMS    float64 `json:"daemon_container_status_mean_ms"`
+	DaemonPSSMeanMS   float64 `json:"daemon_pod_sandbox_status_mean_ms"`
 	DaemonRetries     float64 `json:"daemon_retries"`
 	DaemonPerCtr      float64 `json:"daemon_calls_per_container"`
 	NaiveCalls        int     `json:"per_container_enricher_calls"`
@@ -103,7 +105,7 @@ func measure(ctx context.Context, v harness.Variant, o options) (result, error) 
 	if err != nil {
 		return r, err
 	}
-	defer rt.Close()
+	defer func() { _ = rt.Close() }()
 	d, err := startDaemon(o.bin, rt.Endpoint())
 	if err != nil {
 		return r, err
@@ -129,6 +131,8 @@ func measure(ctx context.Context, v harness.Variant, o options) (result, error) 
 	r.DaemonCalls = statusCalls(after) - statusCalls(before)
 	r.DaemonRetries = sumSeries(after, "cri_enricherd_lookup_retries_total") - sumSeries(before, "cri_enricherd_lookup_retries_total")
 	r.DaemonPerCtr = r.DaemonCalls / float64(r.Containers)
+	r.DaemonCSMeanMS = meanLatencyMS(before, after, "ContainerStatus")
+	r.DaemonPSSMeanMS = meanLatencyMS(before, after, "PodSandboxStatus")
 	r.EventSource = eventSource(after)
 	if r.RawContainer, r.RawSandbox, err = rawRoundTrips(ctx, rt, o.rawCalls); err != nil {
 		return r, err

@@ -211,10 +211,11 @@ func printResults(w io.Writer, rs []result) {
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUNTIME\tCONTAINERS\tDAEMON CALLS\t(RETRIES)\tPER CONTAINER\tPER-CONTAINER ENRICHER\tPER CONTAINER\tBOOTSTRAP ms\tRECORDS\tMISSED")
+	fmt.Fprintln(tw, "RUNTIME\tCONTAINERS\tDAEMON CALLS\t(RETRIES)\tPER CONTAINER\tPER-CONTAINER ENRICHER\tPER CONTAINER\tBOOTSTRAP ms\tRECORDS\tMISSED\tDAEMON CS/PSS MEAN ms")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%d\t%.2f\t%.1f\t%d\t%d\n", r.Runtime, r.Containers, r.DaemonCalls, r.DaemonRetries,
-			r.DaemonPerCtr, r.NaiveCalls, r.NaivePerCtr, r.BootstrapMS, r.BootstrapRecords, r.MissedRecords+r.CgroupNotObserved)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%d\t%.2f\t%.1f\t%d\t%d\t%.2f / %.2f\n", r.Runtime, r.Containers, r.DaemonCalls, r.DaemonRetries,
+			r.DaemonPerCtr, r.NaiveCalls, r.NaivePerCtr, r.BootstrapMS, r.BootstrapRecords, r.MissedRecords+r.CgroupNotObserved,
+			r.DaemonCSMeanMS, r.DaemonPSSMeanMS)
 	}
 	_ = tw.Flush()
 }
