@@ -22,6 +22,11 @@ import (
 // 16 MiB is far above any real one and still bounded.
 const maxMsgSize = 16 << 20
 
+// maxListMsgSize bounds a List answer, which grows with the node: 50,000
+// containers list to about 41 MB. A node that outgrows it fails loudly
+// (ResourceExhausted, counted) instead of silently.
+const maxListMsgSize = 256 << 20
+
 // Observer receives one observation per finished RPC. The metrics package
 // implements it; tests may record calls.
 type Observer interface {
@@ -213,7 +218,7 @@ func (c *Client) PodSandboxStatus(ctx context.Context, id string) (*runtimeapi.P
 
 // ListContainers lists every container the runtime knows.
 func (c *Client) ListContainers(ctx context.Context) ([]*runtimeapi.Container, error) {
-	r, err := c.rs.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	r, err := c.rs.ListContainers(ctx, &runtimeapi.ListContainersRequest{}, grpc.MaxCallRecvMsgSize(maxListMsgSize))
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
@@ -222,7 +227,7 @@ func (c *Client) ListContainers(ctx context.Context) ([]*runtimeapi.Container, e
 
 // ListPodSandbox lists every pod sandbox the runtime knows.
 func (c *Client) ListPodSandbox(ctx context.Context) ([]*runtimeapi.PodSandbox, error) {
-	r, err := c.rs.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	r, err := c.rs.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}, grpc.MaxCallRecvMsgSize(maxListMsgSize))
 	if err != nil {
 		return nil, fmt.Errorf("list pod sandbox: %w", err)
 	}

@@ -3,6 +3,7 @@ package criclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -36,6 +37,36 @@ func (s *slowRuntime) ContainerStatus(ctx context.Context, r *runtimeapi.Contain
 		return nil, status.Error(codes.InvalidArgument, "want verbose")
 	}
 	return nil, status.Error(codes.NotFound, "no such container")
+}
+
+// bigNode lists more containers than one status answer may ever hold.
+type bigNode struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	n int
+}
+
+func (b *bigNode) ListContainers(context.Context, *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	out := make([]*runtimeapi.Container, b.n)
+	for i := range out {
+		id := fmt.Sprintf("%064x", i)
+		out[i] = &runtimeapi.Container{Id: id, PodSandboxId: id, Labels: map[string]string{
+			"io.kubernetes.pod.name": "web-" + id[:20], "io.kubernetes.pod.namespace": "shop",
+			"io.kubernetes.pod.uid": id[:36], "io.kubernetes.container.name": "app"}}
+	}
+	return &runtimeapi.ListContainersResponse{Containers: out}, nil
+}
+
+func TestClient_ListsANodeLargerThanTheStatusMessageCap(t *testing.T) {
+	sock := serve(t, &bigNode{n: 60000})
+	c, err := Dial(sock, Options{Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	list, err := c.ListContainers(context.Background())
+	if err != nil || len(list) != 60000 {
+		t.Fatalf("ListContainers = %d containers, %v; want all 60000 (over %d MiB)", len(list), err, maxMsgSize>>20)
+	}
 }
 
 func serve(t *testing.T, srv runtimeapi.RuntimeServiceServer) string {
