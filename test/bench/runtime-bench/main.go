@@ -83,6 +83,7 @@ type result struct {
 	Containers        int     `json:"containers"`
 	ServedContainer   summary `json:"cgroup_to_served_container_ms"`
 	ServedSandbox     summary `json:"cgroup_to_served_sandbox_ms"`
+	ServedKnownPod    summary `json:"cgroup_to_served_container_known_pod_ms"`
 	RawContainer      summary `json:"raw_container_status_verbose_ms"`
 	RawSandbox        summary `json:"raw_pod_sandbox_status_verbose_ms"`
 	DaemonCalls       float64 `json:"daemon_status_calls"`
@@ -127,6 +128,7 @@ func measure(ctx context.Context, v harness.Variant, o options) (result, error) 
 		return r, err
 	}
 	r.ServedContainer, r.ServedSandbox = summarize(lat.container), summarize(lat.sandbox)
+	r.ServedKnownPod = summarize(lat.knownPod)
 	r.MissedRecords, r.CgroupNotObserved = lat.missed, lat.unobserved
 	r.DaemonCalls = statusCalls(after) - statusCalls(before)
 	r.DaemonRetries = sumSeries(after, "cri_enricherd_lookup_retries_total") - sumSeries(before, "cri_enricherd_lookup_retries_total")
