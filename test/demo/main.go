@@ -155,7 +155,7 @@ func waitForRecords(ctx context.Context, c *http.Client, want int, exited <-chan
 		case <-exited:
 			return recs, errors.New("the daemon exited")
 		case <-ctx.Done():
-			return recs, fmt.Errorf("waiting for the daemon's records: %v (last error %v)", ctx.Err(), err)
+			return recs, fmt.Errorf("waiting for the daemon's records: %w (last error: %w)", ctx.Err(), err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
