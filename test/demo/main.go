@@ -151,6 +151,9 @@ func waitForRecords(ctx context.Context, c *http.Client, want int, exited <-chan
 		if err == nil && complete(recs) >= want {
 			return recs, nil
 		}
+		if err == nil {
+			err = fmt.Errorf("%d of %d records complete", complete(recs), want)
+		}
 		select {
 		case <-exited:
 			return recs, errors.New("the daemon exited")
