@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,12 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cri-enricherd/cri-enricherd/internal/promtext"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
 
@@ -159,51 +159,27 @@ func (d *daemon) record(id string) (enrich.Record, error) {
 	return rec, err
 }
 
-// metrics scrapes the daemon and returns each sample line's value by its
-// series text (name{labels}).
-func (d *daemon) metrics() (map[string]float64, string) {
+// metrics scrapes the daemon: its samples and the raw page.
+func (d *daemon) metrics() (promtext.Samples, string) {
 	d.t.Helper()
 	resp, err := http.Get("http://" + d.metricsAddr + "/metrics")
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(string(raw)))
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") || line == "" {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err == nil {
-			out[line[:i]] = v
-		}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		d.t.Fatal(err)
 	}
-	return out, string(raw)
+	samples, err := promtext.Parse(bytes.NewReader(raw))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return samples, string(raw)
 }
 
 // sum adds the samples of a metric whose labels contain every given pair.
-func sum(m map[string]float64, name string, labels ...string) float64 {
-	var total float64
-	for series, v := range m {
-		if series != name && !strings.HasPrefix(series, name+"{") {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			if !strings.Contains(series, l) {
-				ok = false
-			}
-		}
-		if ok {
-			total += v
-		}
-	}
-	return total
-}
+func sum(m promtext.Samples, name string, labels ...string) float64 { return m.Sum(name, labels...) }
 
 // eventually retries fn until it succeeds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, fn func() error) {

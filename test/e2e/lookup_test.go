@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cri-enricherd/cri-enricherd/internal/promtext"
 	"github.com/cri-enricherd/cri-enricherd/test/harness"
 )
 
@@ -65,7 +66,7 @@ func testFewestCalls(t *testing.T, v harness.Variant) {
 	}
 }
 
-func totalStatusCalls(m map[string]float64) float64 {
+func totalStatusCalls(m promtext.Samples) float64 {
 	return sum(m, "cri_enricherd_cri_requests_total", `rpc="ContainerStatus"`) +
 		sum(m, "cri_enricherd_cri_requests_total", `rpc="PodSandboxStatus"`)
 }

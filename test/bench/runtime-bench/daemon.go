@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,11 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/cri-enricherd/cri-enricherd/internal/promtext"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
 
@@ -132,51 +130,25 @@ func (d *daemon) count() (int, error) {
 }
 
 // scrape returns the daemon's samples by series text.
-func (d *daemon) scrape() (map[string]float64, error) {
+func (d *daemon) scrape() (promtext.Samples, error) {
 	resp, err := http.Get("http://" + d.metrics + "/metrics")
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out, sc.Err()
+	return promtext.Parse(resp.Body)
 }
 
-func sumSeries(m map[string]float64, name string, contains ...string) float64 {
-	var t float64
-	for k, v := range m {
-		if k != name && !strings.HasPrefix(k, name+"{") {
-			continue
-		}
-		ok := true
-		for _, c := range contains {
-			ok = ok && strings.Contains(k, c)
-		}
-		if ok {
-			t += v
-		}
-	}
-	return t
+func sumSeries(m promtext.Samples, name string, contains ...string) float64 {
+	return m.Sum(name, contains...)
 }
 
-func statusCalls(m map[string]float64) float64 {
+func statusCalls(m promtext.Samples) float64 {
 	return sumSeries(m, "cri_enricherd_cri_requests_total", `rpc="ContainerStatus"`) +
 		sumSeries(m, "cri_enricherd_cri_requests_total", `rpc="PodSandboxStatus"`)
 }
 
-func eventSource(m map[string]float64) string {
+func eventSource(m promtext.Samples) string {
 	for _, mode := range []string{"events", "cgroup"} {
 		if sumSeries(m, "cri_enricherd_event_source_info", `mode="`+mode+`"`) == 1 {
 			return mode
@@ -188,7 +160,7 @@ func eventSource(m map[string]float64) string {
 // meanLatencyMS is the mean latency of rpc as the daemon saw it between two
 // scrapes, from its duration histogram: how fast the runtime answered while
 // it was busy creating the pods, beside the raw round trips measured idle.
-func meanLatencyMS(before, after map[string]float64, rpc string) float64 {
+func meanLatencyMS(before, after promtext.Samples, rpc string) float64 {
 	label := `rpc="` + rpc + `"`
 	sum := sumSeries(after, "cri_enricherd_cri_request_duration_seconds_sum", label) -
 		sumSeries(before, "cri_enricherd_cri_request_duration_seconds_sum", label)

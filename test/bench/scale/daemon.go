@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cri-enricherd/cri-enricherd/internal/promtext"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat:
@@ -239,23 +240,10 @@ func (d *daemon) get(path string) ([]byte, error) {
 }
 
 // scrape returns the samples of /metrics by series text.
-func (d *daemon) scrape() (map[string]float64, error) {
+func (d *daemon) scrape() (promtext.Samples, error) {
 	data, err := d.get("/metrics")
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out, sc.Err()
+	return promtext.Parse(bytes.NewReader(data))
 }
