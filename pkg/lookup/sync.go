@@ -74,7 +74,7 @@ func (e *Engine) queueListed(sandboxes []*runtimeapi.PodSandbox, containers []*r
 			queued = append(queued, sb.GetId())
 			continue
 		}
-		e.Update(sb.GetId(), withSandboxState(sb.GetState()))
+		e.refreshSandbox(sb)
 	}
 	for _, c := range containers {
 		live[c.GetId()] = struct{}{}
@@ -85,6 +85,18 @@ func (e *Engine) queueListed(sandboxes []*runtimeapi.PodSandbox, containers []*r
 		e.Update(c.GetId(), withState(enrich.ContainerState(c.GetState())))
 	}
 	return live, queued
+}
+
+// refreshSandbox applies a listed sandbox's state to its cached record.
+// A sandbox whose state changed since it was fetched may have changed its
+// network too, so the next lookup of one of its containers fetches it again
+// (and falls back to this cached record if that fails).
+func (e *Engine) refreshSandbox(sb *runtimeapi.PodSandbox) {
+	state := enrich.SandboxState(sb.GetState())
+	if rec, ok := e.store.GetSandbox(sb.GetId()); ok && rec.State != state {
+		e.InvalidateSandbox(sb.GetId())
+	}
+	e.Update(sb.GetId(), withSandboxState(sb.GetState()))
 }
 
 func (e *Engine) queue1(id string, hint Hint) bool {

@@ -6,9 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
+	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
 
 func TestSync_BootstrapListsTwiceAndFetchesEachSandboxOnce(t *testing.T) {
@@ -95,4 +99,40 @@ type hangingRuntime struct{ *fakeRuntime }
 func (hangingRuntime) ListPodSandbox(ctx context.Context) ([]*runtimeapi.PodSandbox, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
+}
+
+func TestSync_ASandboxWhoseStateChangedIsFetchedAgainForItsNextContainer(t *testing.T) {
+	rt := newFakeRuntime()
+	sb, ctrs := rt.addPod(1, 1)
+	e, c, rec := newTestEngine(t, rt, Options{MaxRetries: 1})
+	if _, err := e.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rt.mu.Lock()
+	rt.sandboxes[sb].Status.State = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+	rt.fail = func(rpc, id string) error {
+		if rpc == "PodSandboxStatus" {
+			return status.Error(codes.Unavailable, "down")
+		}
+		return nil
+	}
+	rt.mu.Unlock()
+	if _, err := e.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.GetSandbox(sb); got.State != "notready" {
+		t.Errorf("relisted sandbox state = %q, want notready", got.State)
+	}
+	// A fresh lookup of a container of the pod, as a new container gets.
+	e.Submit(ctrs[0], Hint{Force: true})
+	waitFor(t, func() bool {
+		got, err := c.Get(ctrs[0])
+		return err == nil && got.PodSource == enrich.PodSourceSandboxCache
+	})
+	if n := rec.Get("fallback:sandbox_cache"); n != 1 {
+		t.Errorf("fallback_hits{sandbox_cache} = %d, want 1", n)
+	}
+	if n := rt.Calls("PodSandboxStatus"); n < 2 {
+		t.Errorf("PodSandboxStatus calls = %d; the changed sandbox was not fetched again", n)
+	}
 }
