@@ -237,6 +237,51 @@ func (x *GetContainerByCgroupRequest) GetPath() string {
 	return ""
 }
 
+type GetPodByIPRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ip is an IPv4 or IPv6 address, such as 10.0.0.7 or fd00::7.
+	Ip            string `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPodByIPRequest) Reset() {
+	*x = GetPodByIPRequest{}
+	mi := &file_api_v1_enricher_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPodByIPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPodByIPRequest) ProtoMessage() {}
+
+func (x *GetPodByIPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_enricher_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPodByIPRequest.ProtoReflect.Descriptor instead.
+func (*GetPodByIPRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetPodByIPRequest) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
 type ListContainersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// namespace, pod_name, pod_uid and sandbox_id match the record's pod;
@@ -244,7 +289,8 @@ type ListContainersRequest struct {
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	PodName   string `protobuf:"bytes,2,opt,name=pod_name,json=podName,proto3" json:"pod_name,omitempty"`
 	PodUid    string `protobuf:"bytes,3,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
-	// sandbox_id selects a sandbox and every container in it.
+	// sandbox_id selects a sandbox and every container in it: a full ID or a
+	// unique prefix of at least 12 characters.
 	SandboxId string `protobuf:"bytes,4,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
 	// label_selector is "key=value,key2=value2": every key must be a label of
 	// the container or of its pod with exactly that value. Only equality is
@@ -260,7 +306,7 @@ type ListContainersRequest struct {
 
 func (x *ListContainersRequest) Reset() {
 	*x = ListContainersRequest{}
-	mi := &file_api_v1_enricher_proto_msgTypes[3]
+	mi := &file_api_v1_enricher_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -272,7 +318,7 @@ func (x *ListContainersRequest) String() string {
 func (*ListContainersRequest) ProtoMessage() {}
 
 func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[3]
+	mi := &file_api_v1_enricher_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -285,7 +331,7 @@ func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersRequest.ProtoReflect.Descriptor instead.
 func (*ListContainersRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{3}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListContainersRequest) GetNamespace() string {
@@ -346,7 +392,7 @@ type ListContainersResponse struct {
 
 func (x *ListContainersResponse) Reset() {
 	*x = ListContainersResponse{}
-	mi := &file_api_v1_enricher_proto_msgTypes[4]
+	mi := &file_api_v1_enricher_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -358,7 +404,7 @@ func (x *ListContainersResponse) String() string {
 func (*ListContainersResponse) ProtoMessage() {}
 
 func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[4]
+	mi := &file_api_v1_enricher_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -371,7 +417,7 @@ func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersResponse.ProtoReflect.Descriptor instead.
 func (*ListContainersResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{4}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListContainersResponse) GetItems() []*Record {
@@ -396,7 +442,7 @@ type ListPodsRequest struct {
 
 func (x *ListPodsRequest) Reset() {
 	*x = ListPodsRequest{}
-	mi := &file_api_v1_enricher_proto_msgTypes[5]
+	mi := &file_api_v1_enricher_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -408,7 +454,7 @@ func (x *ListPodsRequest) String() string {
 func (*ListPodsRequest) ProtoMessage() {}
 
 func (x *ListPodsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[5]
+	mi := &file_api_v1_enricher_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -421,7 +467,7 @@ func (x *ListPodsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPodsRequest.ProtoReflect.Descriptor instead.
 func (*ListPodsRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{5}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListPodsRequest) GetNamespace() string {
@@ -468,7 +514,7 @@ type ListPodsResponse struct {
 
 func (x *ListPodsResponse) Reset() {
 	*x = ListPodsResponse{}
-	mi := &file_api_v1_enricher_proto_msgTypes[6]
+	mi := &file_api_v1_enricher_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +526,7 @@ func (x *ListPodsResponse) String() string {
 func (*ListPodsResponse) ProtoMessage() {}
 
 func (x *ListPodsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[6]
+	mi := &file_api_v1_enricher_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +539,7 @@ func (x *ListPodsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPodsResponse.ProtoReflect.Descriptor instead.
 func (*ListPodsResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{6}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListPodsResponse) GetItems() []*PodRecords {
@@ -517,7 +563,7 @@ type PodRecords struct {
 
 func (x *PodRecords) Reset() {
 	*x = PodRecords{}
-	mi := &file_api_v1_enricher_proto_msgTypes[7]
+	mi := &file_api_v1_enricher_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +575,7 @@ func (x *PodRecords) String() string {
 func (*PodRecords) ProtoMessage() {}
 
 func (x *PodRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[7]
+	mi := &file_api_v1_enricher_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +588,7 @@ func (x *PodRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodRecords.ProtoReflect.Descriptor instead.
 func (*PodRecords) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{7}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PodRecords) GetPod() *Pod {
@@ -577,7 +623,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_api_v1_enricher_proto_msgTypes[8]
+	mi := &file_api_v1_enricher_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +635,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[8]
+	mi := &file_api_v1_enricher_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +648,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{8}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WatchRequest) GetResumeRevision() uint64 {
@@ -627,7 +673,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_api_v1_enricher_proto_msgTypes[9]
+	mi := &file_api_v1_enricher_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +685,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[9]
+	mi := &file_api_v1_enricher_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +698,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{9}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WatchEvent) GetType() EventType {
@@ -695,8 +741,8 @@ type Record struct {
 	// stays answerable for the grace period.
 	DeletedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
 	Image     *Image                 `protobuf:"bytes,11,opt,name=image,proto3" json:"image,omitempty"`
-	// pid is the container's init process in the host PID namespace, 0 when
-	// not running.
+	// pid is the container's init process in the host PID namespace, as the
+	// runtime reports it: 0 before it started and once it has exited.
 	Pid          int32             `protobuf:"varint,12,opt,name=pid,proto3" json:"pid,omitempty"`
 	Privileged   bool              `protobuf:"varint,13,opt,name=privileged,proto3" json:"privileged,omitempty"`
 	UserUid      *int64            `protobuf:"varint,14,opt,name=user_uid,json=userUid,proto3,oneof" json:"user_uid,omitempty"`
@@ -714,14 +760,17 @@ type Record struct {
 	PodSource string `protobuf:"bytes,24,opt,name=pod_source,json=podSource,proto3" json:"pod_source,omitempty"`
 	// trimmed counts labels, annotations and env entries dropped or cut by
 	// the daemon's export limits.
-	Trimmed       int32 `protobuf:"varint,25,opt,name=trimmed,proto3" json:"trimmed,omitempty"`
+	Trimmed int32 `protobuf:"varint,25,opt,name=trimmed,proto3" json:"trimmed,omitempty"`
+	// node is the Kubernetes node the record was made on (the daemon's
+	// node_name), empty when not configured.
+	Node          string `protobuf:"bytes,26,opt,name=node,proto3" json:"node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_api_v1_enricher_proto_msgTypes[10]
+	mi := &file_api_v1_enricher_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +782,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[10]
+	mi := &file_api_v1_enricher_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +795,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{10}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Record) GetId() string {
@@ -924,19 +973,31 @@ func (x *Record) GetTrimmed() int32 {
 	return 0
 }
 
+func (x *Record) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
 // Image identifies what a container runs.
 type Image struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Ref           string                 `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
-	Id            string                 `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the image the pod spec asked for.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// ref is the runtime's image reference: a digest or the image ID.
+	Ref string `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	Id  string `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
+	// resolved is the name the runtime resolved the image to (containerd:
+	// the image's first tag, which may be another tag of the same image).
+	Resolved      string `protobuf:"bytes,4,opt,name=resolved,proto3" json:"resolved,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_api_v1_enricher_proto_msgTypes[11]
+	mi := &file_api_v1_enricher_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1009,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[11]
+	mi := &file_api_v1_enricher_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1022,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{11}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Image) GetName() string {
@@ -985,6 +1046,13 @@ func (x *Image) GetId() string {
 	return ""
 }
 
+func (x *Image) GetResolved() string {
+	if x != nil {
+		return x.Resolved
+	}
+	return ""
+}
+
 // Mount is one bind mount of a container.
 type Mount struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -998,7 +1066,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_api_v1_enricher_proto_msgTypes[12]
+	mi := &file_api_v1_enricher_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1078,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[12]
+	mi := &file_api_v1_enricher_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1091,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{12}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Mount) GetHostPath() string {
@@ -1063,13 +1131,14 @@ type Resources struct {
 	CpusetCpus         string                 `protobuf:"bytes,4,opt,name=cpuset_cpus,json=cpusetCpus,proto3" json:"cpuset_cpus,omitempty"`
 	CpusetMems         string                 `protobuf:"bytes,5,opt,name=cpuset_mems,json=cpusetMems,proto3" json:"cpuset_mems,omitempty"`
 	MemoryLimitInBytes int64                  `protobuf:"varint,6,opt,name=memory_limit_in_bytes,json=memoryLimitInBytes,proto3" json:"memory_limit_in_bytes,omitempty"`
+	OomScoreAdj        int64                  `protobuf:"varint,7,opt,name=oom_score_adj,json=oomScoreAdj,proto3" json:"oom_score_adj,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_api_v1_enricher_proto_msgTypes[13]
+	mi := &file_api_v1_enricher_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1150,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[13]
+	mi := &file_api_v1_enricher_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1163,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{13}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Resources) GetCpuShares() int64 {
@@ -1139,6 +1208,13 @@ func (x *Resources) GetMemoryLimitInBytes() int64 {
 	return 0
 }
 
+func (x *Resources) GetOomScoreAdj() int64 {
+	if x != nil {
+		return x.OomScoreAdj
+	}
+	return 0
+}
+
 // Pod is the pod a record belongs to.
 type Pod struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1164,7 +1240,7 @@ type Pod struct {
 
 func (x *Pod) Reset() {
 	*x = Pod{}
-	mi := &file_api_v1_enricher_proto_msgTypes[14]
+	mi := &file_api_v1_enricher_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1252,7 @@ func (x *Pod) String() string {
 func (*Pod) ProtoMessage() {}
 
 func (x *Pod) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[14]
+	mi := &file_api_v1_enricher_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1265,7 @@ func (x *Pod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pod.ProtoReflect.Descriptor instead.
 func (*Pod) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{14}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Pod) GetSandboxId() string {
@@ -1314,7 +1390,9 @@ const file_api_v1_enricher_proto_rawDesc = "" +
 	"\x18GetContainerByPIDRequest\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\x05R\x03pid\"1\n" +
 	"\x1bGetContainerByCgroupRequest\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04path\"\x85\x02\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"#\n" +
+	"\x11GetPodByIPRequest\x12\x0e\n" +
+	"\x02ip\x18\x01 \x01(\tR\x02ip\"\x85\x02\n" +
 	"\x15ListContainersRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x19\n" +
 	"\bpod_name\x18\x02 \x01(\tR\apodName\x12\x17\n" +
@@ -1347,7 +1425,7 @@ const file_api_v1_enricher_proto_rawDesc = "" +
 	"WatchEvent\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.cri_enricherd.v1.EventTypeR\x04type\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x120\n" +
-	"\x06record\x18\x03 \x01(\v2\x18.cri_enricherd.v1.RecordR\x06record\"\xd5\b\n" +
+	"\x06record\x18\x03 \x01(\v2\x18.cri_enricherd.v1.RecordR\x06record\"\xe9\b\n" +
 	"\x06Record\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bshort_id\x18\x02 \x01(\tR\ashortId\x12\x12\n" +
@@ -1382,23 +1460,25 @@ const file_api_v1_enricher_proto_rawDesc = "" +
 	"\x03pod\x18\x17 \x01(\v2\x15.cri_enricherd.v1.PodR\x03pod\x12\x1d\n" +
 	"\n" +
 	"pod_source\x18\x18 \x01(\tR\tpodSource\x12\x18\n" +
-	"\atrimmed\x18\x19 \x01(\x05R\atrimmed\x1a9\n" +
+	"\atrimmed\x18\x19 \x01(\x05R\atrimmed\x12\x12\n" +
+	"\x04node\x18\x1a \x01(\tR\x04node\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\v\n" +
-	"\t_user_uid\"=\n" +
+	"\t_user_uid\"Y\n" +
 	"\x05Image\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ref\x18\x02 \x01(\tR\x03ref\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\tR\x02id\"\x8a\x01\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\x12\x1a\n" +
+	"\bresolved\x18\x04 \x01(\tR\bresolved\"\x8a\x01\n" +
 	"\x05Mount\x12\x1b\n" +
 	"\thost_path\x18\x01 \x01(\tR\bhostPath\x12%\n" +
 	"\x0econtainer_path\x18\x02 \x01(\tR\rcontainerPath\x12\x1b\n" +
 	"\tread_only\x18\x03 \x01(\bR\breadOnly\x12 \n" +
-	"\vpropagation\x18\x04 \x01(\tR\vpropagation\"\xdb\x01\n" +
+	"\vpropagation\x18\x04 \x01(\tR\vpropagation\"\xff\x01\n" +
 	"\tResources\x12\x1d\n" +
 	"\n" +
 	"cpu_shares\x18\x01 \x01(\x03R\tcpuShares\x12\x1b\n" +
@@ -1409,7 +1489,8 @@ const file_api_v1_enricher_proto_rawDesc = "" +
 	"cpusetCpus\x12\x1f\n" +
 	"\vcpuset_mems\x18\x05 \x01(\tR\n" +
 	"cpusetMems\x121\n" +
-	"\x15memory_limit_in_bytes\x18\x06 \x01(\x03R\x12memoryLimitInBytes\"\xab\x05\n" +
+	"\x15memory_limit_in_bytes\x18\x06 \x01(\x03R\x12memoryLimitInBytes\x12\"\n" +
+	"\room_score_adj\x18\a \x01(\x03R\voomScoreAdj\"\xab\x05\n" +
 	"\x03Pod\x12\x1d\n" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x12\n" +
@@ -1443,11 +1524,13 @@ const file_api_v1_enricher_proto_rawDesc = "" +
 	"\aUPDATED\x10\x02\x12\v\n" +
 	"\aDELETED\x10\x03\x12\n" +
 	"\n" +
-	"\x06SYNCED\x10\x042\x98\x04\n" +
+	"\x06SYNCED\x10\x042\xe9\x04\n" +
 	"\bEnricher\x12O\n" +
 	"\fGetContainer\x12%.cri_enricherd.v1.GetContainerRequest\x1a\x18.cri_enricherd.v1.Record\x12Y\n" +
 	"\x11GetContainerByPID\x12*.cri_enricherd.v1.GetContainerByPIDRequest\x1a\x18.cri_enricherd.v1.Record\x12_\n" +
-	"\x14GetContainerByCgroup\x12-.cri_enricherd.v1.GetContainerByCgroupRequest\x1a\x18.cri_enricherd.v1.Record\x12c\n" +
+	"\x14GetContainerByCgroup\x12-.cri_enricherd.v1.GetContainerByCgroupRequest\x1a\x18.cri_enricherd.v1.Record\x12O\n" +
+	"\n" +
+	"GetPodByIP\x12#.cri_enricherd.v1.GetPodByIPRequest\x1a\x1c.cri_enricherd.v1.PodRecords\x12c\n" +
 	"\x0eListContainers\x12'.cri_enricherd.v1.ListContainersRequest\x1a(.cri_enricherd.v1.ListContainersResponse\x12Q\n" +
 	"\bListPods\x12!.cri_enricherd.v1.ListPodsRequest\x1a\".cri_enricherd.v1.ListPodsResponse\x12G\n" +
 	"\x05Watch\x12\x1e.cri_enricherd.v1.WatchRequest\x1a\x1c.cri_enricherd.v1.WatchEvent0\x01B:Z8github.com/cri-enricherd/cri-enricherd/api/v1;enricherv1b\x06proto3"
@@ -1465,65 +1548,68 @@ func file_api_v1_enricher_proto_rawDescGZIP() []byte {
 }
 
 var file_api_v1_enricher_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_v1_enricher_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_api_v1_enricher_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_api_v1_enricher_proto_goTypes = []any{
 	(EventType)(0),                      // 0: cri_enricherd.v1.EventType
 	(*GetContainerRequest)(nil),         // 1: cri_enricherd.v1.GetContainerRequest
 	(*GetContainerByPIDRequest)(nil),    // 2: cri_enricherd.v1.GetContainerByPIDRequest
 	(*GetContainerByCgroupRequest)(nil), // 3: cri_enricherd.v1.GetContainerByCgroupRequest
-	(*ListContainersRequest)(nil),       // 4: cri_enricherd.v1.ListContainersRequest
-	(*ListContainersResponse)(nil),      // 5: cri_enricherd.v1.ListContainersResponse
-	(*ListPodsRequest)(nil),             // 6: cri_enricherd.v1.ListPodsRequest
-	(*ListPodsResponse)(nil),            // 7: cri_enricherd.v1.ListPodsResponse
-	(*PodRecords)(nil),                  // 8: cri_enricherd.v1.PodRecords
-	(*WatchRequest)(nil),                // 9: cri_enricherd.v1.WatchRequest
-	(*WatchEvent)(nil),                  // 10: cri_enricherd.v1.WatchEvent
-	(*Record)(nil),                      // 11: cri_enricherd.v1.Record
-	(*Image)(nil),                       // 12: cri_enricherd.v1.Image
-	(*Mount)(nil),                       // 13: cri_enricherd.v1.Mount
-	(*Resources)(nil),                   // 14: cri_enricherd.v1.Resources
-	(*Pod)(nil),                         // 15: cri_enricherd.v1.Pod
-	nil,                                 // 16: cri_enricherd.v1.Record.LabelsEntry
-	nil,                                 // 17: cri_enricherd.v1.Record.AnnotationsEntry
-	nil,                                 // 18: cri_enricherd.v1.Pod.LabelsEntry
-	nil,                                 // 19: cri_enricherd.v1.Pod.AnnotationsEntry
-	(*timestamppb.Timestamp)(nil),       // 20: google.protobuf.Timestamp
+	(*GetPodByIPRequest)(nil),           // 4: cri_enricherd.v1.GetPodByIPRequest
+	(*ListContainersRequest)(nil),       // 5: cri_enricherd.v1.ListContainersRequest
+	(*ListContainersResponse)(nil),      // 6: cri_enricherd.v1.ListContainersResponse
+	(*ListPodsRequest)(nil),             // 7: cri_enricherd.v1.ListPodsRequest
+	(*ListPodsResponse)(nil),            // 8: cri_enricherd.v1.ListPodsResponse
+	(*PodRecords)(nil),                  // 9: cri_enricherd.v1.PodRecords
+	(*WatchRequest)(nil),                // 10: cri_enricherd.v1.WatchRequest
+	(*WatchEvent)(nil),                  // 11: cri_enricherd.v1.WatchEvent
+	(*Record)(nil),                      // 12: cri_enricherd.v1.Record
+	(*Image)(nil),                       // 13: cri_enricherd.v1.Image
+	(*Mount)(nil),                       // 14: cri_enricherd.v1.Mount
+	(*Resources)(nil),                   // 15: cri_enricherd.v1.Resources
+	(*Pod)(nil),                         // 16: cri_enricherd.v1.Pod
+	nil,                                 // 17: cri_enricherd.v1.Record.LabelsEntry
+	nil,                                 // 18: cri_enricherd.v1.Record.AnnotationsEntry
+	nil,                                 // 19: cri_enricherd.v1.Pod.LabelsEntry
+	nil,                                 // 20: cri_enricherd.v1.Pod.AnnotationsEntry
+	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
 }
 var file_api_v1_enricher_proto_depIdxs = []int32{
-	11, // 0: cri_enricherd.v1.ListContainersResponse.items:type_name -> cri_enricherd.v1.Record
-	8,  // 1: cri_enricherd.v1.ListPodsResponse.items:type_name -> cri_enricherd.v1.PodRecords
-	15, // 2: cri_enricherd.v1.PodRecords.pod:type_name -> cri_enricherd.v1.Pod
-	11, // 3: cri_enricherd.v1.PodRecords.sandbox:type_name -> cri_enricherd.v1.Record
-	11, // 4: cri_enricherd.v1.PodRecords.containers:type_name -> cri_enricherd.v1.Record
+	12, // 0: cri_enricherd.v1.ListContainersResponse.items:type_name -> cri_enricherd.v1.Record
+	9,  // 1: cri_enricherd.v1.ListPodsResponse.items:type_name -> cri_enricherd.v1.PodRecords
+	16, // 2: cri_enricherd.v1.PodRecords.pod:type_name -> cri_enricherd.v1.Pod
+	12, // 3: cri_enricherd.v1.PodRecords.sandbox:type_name -> cri_enricherd.v1.Record
+	12, // 4: cri_enricherd.v1.PodRecords.containers:type_name -> cri_enricherd.v1.Record
 	0,  // 5: cri_enricherd.v1.WatchEvent.type:type_name -> cri_enricherd.v1.EventType
-	11, // 6: cri_enricherd.v1.WatchEvent.record:type_name -> cri_enricherd.v1.Record
-	20, // 7: cri_enricherd.v1.Record.created_at:type_name -> google.protobuf.Timestamp
-	20, // 8: cri_enricherd.v1.Record.started_at:type_name -> google.protobuf.Timestamp
-	20, // 9: cri_enricherd.v1.Record.finished_at:type_name -> google.protobuf.Timestamp
-	20, // 10: cri_enricherd.v1.Record.deleted_at:type_name -> google.protobuf.Timestamp
-	12, // 11: cri_enricherd.v1.Record.image:type_name -> cri_enricherd.v1.Image
-	16, // 12: cri_enricherd.v1.Record.labels:type_name -> cri_enricherd.v1.Record.LabelsEntry
-	17, // 13: cri_enricherd.v1.Record.annotations:type_name -> cri_enricherd.v1.Record.AnnotationsEntry
-	13, // 14: cri_enricherd.v1.Record.mounts:type_name -> cri_enricherd.v1.Mount
-	14, // 15: cri_enricherd.v1.Record.resources:type_name -> cri_enricherd.v1.Resources
-	15, // 16: cri_enricherd.v1.Record.pod:type_name -> cri_enricherd.v1.Pod
-	18, // 17: cri_enricherd.v1.Pod.labels:type_name -> cri_enricherd.v1.Pod.LabelsEntry
-	19, // 18: cri_enricherd.v1.Pod.annotations:type_name -> cri_enricherd.v1.Pod.AnnotationsEntry
-	20, // 19: cri_enricherd.v1.Pod.created_at:type_name -> google.protobuf.Timestamp
+	12, // 6: cri_enricherd.v1.WatchEvent.record:type_name -> cri_enricherd.v1.Record
+	21, // 7: cri_enricherd.v1.Record.created_at:type_name -> google.protobuf.Timestamp
+	21, // 8: cri_enricherd.v1.Record.started_at:type_name -> google.protobuf.Timestamp
+	21, // 9: cri_enricherd.v1.Record.finished_at:type_name -> google.protobuf.Timestamp
+	21, // 10: cri_enricherd.v1.Record.deleted_at:type_name -> google.protobuf.Timestamp
+	13, // 11: cri_enricherd.v1.Record.image:type_name -> cri_enricherd.v1.Image
+	17, // 12: cri_enricherd.v1.Record.labels:type_name -> cri_enricherd.v1.Record.LabelsEntry
+	18, // 13: cri_enricherd.v1.Record.annotations:type_name -> cri_enricherd.v1.Record.AnnotationsEntry
+	14, // 14: cri_enricherd.v1.Record.mounts:type_name -> cri_enricherd.v1.Mount
+	15, // 15: cri_enricherd.v1.Record.resources:type_name -> cri_enricherd.v1.Resources
+	16, // 16: cri_enricherd.v1.Record.pod:type_name -> cri_enricherd.v1.Pod
+	19, // 17: cri_enricherd.v1.Pod.labels:type_name -> cri_enricherd.v1.Pod.LabelsEntry
+	20, // 18: cri_enricherd.v1.Pod.annotations:type_name -> cri_enricherd.v1.Pod.AnnotationsEntry
+	21, // 19: cri_enricherd.v1.Pod.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 20: cri_enricherd.v1.Enricher.GetContainer:input_type -> cri_enricherd.v1.GetContainerRequest
 	2,  // 21: cri_enricherd.v1.Enricher.GetContainerByPID:input_type -> cri_enricherd.v1.GetContainerByPIDRequest
 	3,  // 22: cri_enricherd.v1.Enricher.GetContainerByCgroup:input_type -> cri_enricherd.v1.GetContainerByCgroupRequest
-	4,  // 23: cri_enricherd.v1.Enricher.ListContainers:input_type -> cri_enricherd.v1.ListContainersRequest
-	6,  // 24: cri_enricherd.v1.Enricher.ListPods:input_type -> cri_enricherd.v1.ListPodsRequest
-	9,  // 25: cri_enricherd.v1.Enricher.Watch:input_type -> cri_enricherd.v1.WatchRequest
-	11, // 26: cri_enricherd.v1.Enricher.GetContainer:output_type -> cri_enricherd.v1.Record
-	11, // 27: cri_enricherd.v1.Enricher.GetContainerByPID:output_type -> cri_enricherd.v1.Record
-	11, // 28: cri_enricherd.v1.Enricher.GetContainerByCgroup:output_type -> cri_enricherd.v1.Record
-	5,  // 29: cri_enricherd.v1.Enricher.ListContainers:output_type -> cri_enricherd.v1.ListContainersResponse
-	7,  // 30: cri_enricherd.v1.Enricher.ListPods:output_type -> cri_enricherd.v1.ListPodsResponse
-	10, // 31: cri_enricherd.v1.Enricher.Watch:output_type -> cri_enricherd.v1.WatchEvent
-	26, // [26:32] is the sub-list for method output_type
-	20, // [20:26] is the sub-list for method input_type
+	4,  // 23: cri_enricherd.v1.Enricher.GetPodByIP:input_type -> cri_enricherd.v1.GetPodByIPRequest
+	5,  // 24: cri_enricherd.v1.Enricher.ListContainers:input_type -> cri_enricherd.v1.ListContainersRequest
+	7,  // 25: cri_enricherd.v1.Enricher.ListPods:input_type -> cri_enricherd.v1.ListPodsRequest
+	10, // 26: cri_enricherd.v1.Enricher.Watch:input_type -> cri_enricherd.v1.WatchRequest
+	12, // 27: cri_enricherd.v1.Enricher.GetContainer:output_type -> cri_enricherd.v1.Record
+	12, // 28: cri_enricherd.v1.Enricher.GetContainerByPID:output_type -> cri_enricherd.v1.Record
+	12, // 29: cri_enricherd.v1.Enricher.GetContainerByCgroup:output_type -> cri_enricherd.v1.Record
+	9,  // 30: cri_enricherd.v1.Enricher.GetPodByIP:output_type -> cri_enricherd.v1.PodRecords
+	6,  // 31: cri_enricherd.v1.Enricher.ListContainers:output_type -> cri_enricherd.v1.ListContainersResponse
+	8,  // 32: cri_enricherd.v1.Enricher.ListPods:output_type -> cri_enricherd.v1.ListPodsResponse
+	11, // 33: cri_enricherd.v1.Enricher.Watch:output_type -> cri_enricherd.v1.WatchEvent
+	27, // [27:34] is the sub-list for method output_type
+	20, // [20:27] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
 	20, // [20:20] is the sub-list for extension extendee
 	0,  // [0:20] is the sub-list for field type_name
@@ -1534,14 +1620,14 @@ func file_api_v1_enricher_proto_init() {
 	if File_api_v1_enricher_proto != nil {
 		return
 	}
-	file_api_v1_enricher_proto_msgTypes[10].OneofWrappers = []any{}
+	file_api_v1_enricher_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_enricher_proto_rawDesc), len(file_api_v1_enricher_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,7 @@ const (
 	Enricher_GetContainer_FullMethodName         = "/cri_enricherd.v1.Enricher/GetContainer"
 	Enricher_GetContainerByPID_FullMethodName    = "/cri_enricherd.v1.Enricher/GetContainerByPID"
 	Enricher_GetContainerByCgroup_FullMethodName = "/cri_enricherd.v1.Enricher/GetContainerByCgroup"
+	Enricher_GetPodByIP_FullMethodName           = "/cri_enricherd.v1.Enricher/GetPodByIP"
 	Enricher_ListContainers_FullMethodName       = "/cri_enricherd.v1.Enricher/ListContainers"
 	Enricher_ListPods_FullMethodName             = "/cri_enricherd.v1.Enricher/ListPods"
 	Enricher_Watch_FullMethodName                = "/cri_enricherd.v1.Enricher/Watch"
@@ -58,6 +59,11 @@ type EnricherClient interface {
 	GetContainerByPID(ctx context.Context, in *GetContainerByPIDRequest, opts ...grpc.CallOption) (*Record, error)
 	// GetContainerByCgroup returns the container a cgroup path belongs to.
 	GetContainerByCgroup(ctx context.Context, in *GetContainerByCgroupRequest, opts ...grpc.CallOption) (*Record, error)
+	// GetPodByIP returns the live pod that holds this IP address (IPv4 or
+	// IPv6) now: its sandbox is ready and the runtime reports the address.
+	// A stopped pod never answers, since its address may already be another
+	// pod's; NOT_FOUND when no live pod holds it.
+	GetPodByIP(ctx context.Context, in *GetPodByIPRequest, opts ...grpc.CallOption) (*PodRecords, error)
 	// ListContainers returns the records the filters select, sorted by
 	// namespace, pod name, name and ID. On a large node the answer can exceed
 	// a client's default 4 MiB receive limit: raise it, filter, or use Watch.
@@ -114,6 +120,16 @@ func (c *enricherClient) GetContainerByCgroup(ctx context.Context, in *GetContai
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Record)
 	err := c.cc.Invoke(ctx, Enricher_GetContainerByCgroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *enricherClient) GetPodByIP(ctx context.Context, in *GetPodByIPRequest, opts ...grpc.CallOption) (*PodRecords, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PodRecords)
+	err := c.cc.Invoke(ctx, Enricher_GetPodByIP_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +196,11 @@ type EnricherServer interface {
 	GetContainerByPID(context.Context, *GetContainerByPIDRequest) (*Record, error)
 	// GetContainerByCgroup returns the container a cgroup path belongs to.
 	GetContainerByCgroup(context.Context, *GetContainerByCgroupRequest) (*Record, error)
+	// GetPodByIP returns the live pod that holds this IP address (IPv4 or
+	// IPv6) now: its sandbox is ready and the runtime reports the address.
+	// A stopped pod never answers, since its address may already be another
+	// pod's; NOT_FOUND when no live pod holds it.
+	GetPodByIP(context.Context, *GetPodByIPRequest) (*PodRecords, error)
 	// ListContainers returns the records the filters select, sorted by
 	// namespace, pod name, name and ID. On a large node the answer can exceed
 	// a client's default 4 MiB receive limit: raise it, filter, or use Watch.
@@ -220,6 +241,9 @@ func (UnimplementedEnricherServer) GetContainerByPID(context.Context, *GetContai
 }
 func (UnimplementedEnricherServer) GetContainerByCgroup(context.Context, *GetContainerByCgroupRequest) (*Record, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetContainerByCgroup not implemented")
+}
+func (UnimplementedEnricherServer) GetPodByIP(context.Context, *GetPodByIPRequest) (*PodRecords, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPodByIP not implemented")
 }
 func (UnimplementedEnricherServer) ListContainers(context.Context, *ListContainersRequest) (*ListContainersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListContainers not implemented")
@@ -305,6 +329,24 @@ func _Enricher_GetContainerByCgroup_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Enricher_GetPodByIP_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPodByIPRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnricherServer).GetPodByIP(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Enricher_GetPodByIP_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnricherServer).GetPodByIP(ctx, req.(*GetPodByIPRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Enricher_ListContainers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListContainersRequest)
 	if err := dec(in); err != nil {
@@ -370,6 +412,10 @@ var Enricher_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetContainerByCgroup",
 			Handler:    _Enricher_GetContainerByCgroup_Handler,
+		},
+		{
+			MethodName: "GetPodByIP",
+			Handler:    _Enricher_GetPodByIP_Handler,
 		},
 		{
 			MethodName: "ListContainers",

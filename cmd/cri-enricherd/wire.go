@@ -42,7 +42,7 @@ func serve(cfg config.Config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	m := metrics.New(metrics.BuildInfo{Version: version})
+	m := metrics.New(metrics.BuildInfo{Version: version, Node: cfg.NodeName})
 	var ready atomic.Pointer[func() bool]
 	isReady := func() bool {
 		f := ready.Load()
@@ -97,14 +97,14 @@ func assemble(cfg config.Config, client *criclient.Client, m *metrics.Metrics, l
 	rt := &runtimeClient{Client: client}
 	d.engine = lookup.New(rt, d.cache, m, log.Named("lookup"), lookup.Options{
 		Concurrency: cfg.Runtime.MaxConcurrency, RateLimit: cfg.Runtime.RateLimit,
+		OnDemandRate: cfg.API.OnDemandRate, OnDemandBurst: cfg.API.OnDemandBurst,
 		MaxRetries: cfg.Runtime.MaxRetries, RetryBase: cfg.Runtime.RetryBase, RetryMax: cfg.Runtime.RetryMax,
 		NegativeTTL: cfg.Cache.NegativeTTL, SyncDeadline: cfg.Runtime.BootstrapTimeout,
-		PIDOfCgroup: h.FirstPID,
 		Enrich: enrich.Options{ExportEnv: cfg.Enrich.ExportEnv, ExportAnnotations: cfg.Enrich.ExportAnnotations,
-			MaxLabels: cfg.Enrich.MaxLabels, MaxValueLen: cfg.Enrich.MaxValueLength},
+			MaxLabels: cfg.Enrich.MaxLabels, MaxValueLen: cfg.Enrich.MaxValueLength, NodeName: cfg.NodeName},
 	})
 	d.syncer = lookup.NewSyncer(d.engine, log.Named("sync"), cfg.Runtime.RelistInterval, m.Ready)
-	d.events = lookup.NewEvents(d.engine, rt, m, log.Named("events"), d.syncer.Kick)
+	d.events = lookup.NewEvents(d.engine, rt, m, log.Named("events"), d.syncer.Kick, cfg.Runtime.Events == config.EventsOn)
 	d.watcher = cgroup.NewWatcher(h.Dir, log.Named("cgroup"), cgroup.WatcherOptions{RescanInterval: cfg.Cgroup.RescanInterval})
 	d.source = lookup.NewCgroupSource(d.engine, m, d.events.Active)
 	d.ready = d.syncer.Ready
@@ -126,7 +126,7 @@ func (d *daemon) cacheStats() metrics.CacheStats {
 
 func (d *daemon) lookupStats() metrics.LookupStats {
 	s := d.engine.Stats()
-	return metrics.LookupStats{Queued: s.Queued, InFlight: s.InFlight, Negative: s.Negative, Watchers: d.hub.Watchers()}
+	return metrics.LookupStats{Queued: s.Queued, InFlight: s.InFlight, Negative: s.Negative, Waiting: s.Waiting, Watchers: d.hub.Watchers()}
 }
 
 // start runs every component in g; the first to fail stops the others.

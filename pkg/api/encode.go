@@ -49,6 +49,9 @@ func appendRecord(b []byte, r *enrich.Record) ([]byte, bool) {
 	b = strconv.AppendUint(b, uint64(r.Attempt), 10)
 	b = appendKeyString(b, `,"state":`, r.State)
 	b = appendKeyString(b, `,"runtime":`, r.Runtime)
+	if r.Node != "" {
+		b = appendKeyString(b, `,"node":`, r.Node)
+	}
 	b, ok = appendTime(b, `,"created_at":`, r.CreatedAt, ok)
 	b, ok = appendTime(b, `,"started_at":`, r.StartedAt, ok)
 	if r.FinishedAt != nil {
@@ -56,6 +59,7 @@ func appendRecord(b []byte, r *enrich.Record) ([]byte, bool) {
 	}
 	b, ok = appendTime(b, `,"deleted_at":`, r.DeletedAt, ok)
 	b = appendKeyString(b, `,"image":{"name":`, r.Image.Name)
+	b = appendKeyString(b, `,"resolved":`, r.Image.Resolved)
 	b = appendKeyString(b, `,"ref":`, r.Image.Ref)
 	b = appendKeyString(b, `,"id":`, r.Image.ID)
 	b = append(b, `},"pid":`...)
@@ -150,6 +154,7 @@ func appendResources(b []byte, r *enrich.Resources) []byte {
 		b = appendString(appendSep(b, n, `"cpuset_mems":`), r.CpusetMems)
 	}
 	b = appendNonZeroInt(b, n, `"memory_limit_in_bytes":`, r.MemoryLimitInBytes)
+	b = appendNonZeroInt(b, n, `"oom_score_adj":`, r.OOMScoreAdj)
 	return append(b, '}')
 }
 

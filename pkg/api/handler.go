@@ -23,7 +23,12 @@ const maxPID = 1 << 22
 type Records interface {
 	Get(idOrPrefix string) (enrich.Record, error)
 	List(f cache.Filter) []enrich.Record
+	BySandbox(sandboxID string) []enrich.Record
+	SandboxByIP(ip string) (enrich.Record, bool)
 }
+
+// fullIDLen is the length of a full container or sandbox ID.
+const fullIDLen = 64
 
 // Resolver looks up a full ID the cache does not hold yet.
 type Resolver interface {
@@ -73,6 +78,7 @@ func NewHandler(records Records, resolver Resolver, pids PIDResolver, log *zap.L
 	h.mux.HandleFunc("GET /v1/pids/{pid}", h.getPID)
 	h.mux.HandleFunc("GET /v1/cgroups", h.getCgroup)
 	h.mux.HandleFunc("GET /v1/pods", h.listPods)
+	h.mux.HandleFunc("GET /v1/ips/{ip}", h.getIP)
 	h.mux.HandleFunc("GET /v1/watch", h.watch)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
 	h.mux.HandleFunc("GET /readyz", h.readyz)
@@ -110,7 +116,12 @@ func (h *Handler) listContainers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	writeRecords(w, h.query.Containers(f))
+	recs, err := h.query.Containers(f)
+	if err != nil {
+		writeError(w, CodeOf(err).HTTPStatus(), err.Error())
+		return
+	}
+	writeRecords(w, recs)
 }
 
 // parseListOptions reads the filters of a list request, refusing any

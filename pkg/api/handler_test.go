@@ -24,6 +24,8 @@ const (
 	idB = "aaaaaaaaaaaa2222222222222222222222222222222222222222222222222222"
 	idC = "cccccccccccc3333333333333333333333333333333333333333333333333333"
 	idN = "dddddddddddd4444444444444444444444444444444444444444444444444444" // known to the runtime only
+	// idLimited is an unknown ID whose on-demand lookup the rate bound refuses.
+	idLimited = "eeeeeeeeeeee5555555555555555555555555555555555555555555555555555"
 )
 
 // fakeResolver answers on-demand lookups from a map and counts them.
@@ -44,6 +46,9 @@ func (f *fakeResolver) Lookup(ctx context.Context, id string) (enrich.Record, er
 	}
 	if r, ok := f.records[id]; ok {
 		return r, nil
+	}
+	if id == idLimited {
+		return enrich.Record{}, fmt.Errorf("lookup %s: %w", id, lookup.ErrRateLimited)
 	}
 	return enrich.Record{}, fmt.Errorf("%s: %w", id, lookup.ErrNotFound)
 }
@@ -97,6 +102,7 @@ func TestHandler_AnswersEachRequestWithTheRightStatus(t *testing.T) {
 		{"unknown prefix", "/v1/containers/bbbbbbbbbbbbbb", 404, "no container"},
 		{"unknown full id found on demand", "/v1/containers/" + idN, 200, `"name":"new"`},
 		{"unknown full id the runtime lacks", "/v1/containers/" + strings.Repeat("e", 64), 404, "no container"},
+		{"unknown full id over the on-demand rate", "/v1/containers/" + idLimited, 429, "rate limit"},
 		{"pid in a container", "/v1/pids/42", 200, `"name":"app"`},
 		{"host process", "/v1/pids/1", 404, "not in a container"},
 		{"no such process", "/v1/pids/77", 404, "no process"},
@@ -106,6 +112,9 @@ func TestHandler_AnswersEachRequestWithTheRightStatus(t *testing.T) {
 		{"unknown filter", "/v1/containers?colour=red", 400, "unknown query parameter"},
 		{"bad bool", "/v1/containers?include_deleted=maybe", 400, "include_deleted"},
 		{"bad sandbox id", "/v1/containers?sandbox=xyz", 400, "sandbox"},
+		{"sandbox by its short id", "/v1/containers?sandbox=" + idC[:12], 200, `"name":"side"`},
+		{"sandbox prefix of several records", "/v1/containers?sandbox=" + idA[:12], 409, "sandbox"},
+		{"sandbox prefix of nothing", "/v1/containers?sandbox=bbbbbbbbbbbb", 200, `{"items":[]}`},
 		{"health", "/healthz", 200, "ok"},
 		{"ready", "/readyz", 200, "ok"},
 	}

@@ -39,3 +39,13 @@ func (h *Handler) listPods(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": h.query.Pods(f)})
 }
+
+// getIP answers GET /v1/ips/{ip}: the live pod that holds the address now.
+func (h *Handler) getIP(w http.ResponseWriter, r *http.Request) {
+	pod, err := h.query.PodByIP(r.PathValue("ip"))
+	if err != nil {
+		writeError(w, CodeOf(err).HTTPStatus(), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, pod)
+}

@@ -6,6 +6,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
+	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
 
 func TestHandler_CgroupsAnswers400For_MalformedPaths404ForNoContainer200ForAContainer(t *testing.T) {
@@ -119,5 +124,39 @@ func TestHandler_PodsListsEachPodWithItsSandboxAndContainers(t *testing.T) {
 		if p.Pod.Name != "web-0" || p.Sandbox == nil || p.Sandbox.ID != idC || len(p.Containers) != 2 {
 			t.Errorf("GET %s: pod %+v, want web-0 with sandbox %s and 2 containers", tt.url, p, idC[:12])
 		}
+	}
+}
+
+func TestHandler_IPsAnswerTheLivePodHoldingAnAddressNow(t *testing.T) {
+	c := cache.New()
+	live := &enrich.Pod{SandboxID: idC, Name: "web-0", Namespace: "shop", State: "ready", IP: "10.0.0.7",
+		AdditionalIPs: []string{"fd00::7"}}
+	c.Put(enrich.Record{ID: idC, ShortID: idC[:12], Name: "web-0", State: "ready", IsPodSandbox: true, Pod: live})
+	c.Put(enrich.Record{ID: idA, ShortID: idA[:12], Name: "app", State: "running", Pod: live})
+	// A stopped pod whose record still carries its old address must never
+	// answer: the address may already be another pod's.
+	stopped := &enrich.Pod{SandboxID: idB, Name: "old-0", Namespace: "shop", State: "notready", IP: "10.0.0.8"}
+	c.Put(enrich.Record{ID: idB, ShortID: idB[:12], Name: "old-0", State: "notready", IsPodSandbox: true, Pod: stopped})
+	h := NewHandler(c, nil, fakePIDs{}, zap.NewNop(), Options{})
+	tests := []struct {
+		name, url string
+		want      int
+		body      string
+	}{
+		{"live pod", "/v1/ips/10.0.0.7", 200, `"containers":[{"id":"` + idA},
+		{"live pod by its IPv6 address", "/v1/ips/fd00::7", 200, `"sandbox_id":"` + idC},
+		{"IPv4-mapped IPv6 form", "/v1/ips/::ffff:10.0.0.7", 200, `"sandbox_id":"` + idC},
+		{"stopped pod", "/v1/ips/10.0.0.8", 404, "no live pod"},
+		{"unknown address", "/v1/ips/10.9.9.9", 404, "no live pod"},
+		{"not an address", "/v1/ips/web-0", 400, "malformed ip"},
+		{"zoned address", "/v1/ips/fe80::1%25eth0", 400, "malformed ip"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := get(t, h, tt.url)
+			if code != tt.want || !strings.Contains(body, tt.body) {
+				t.Errorf("GET %s = %d %q, want %d containing %q", tt.url, code, body, tt.want, tt.body)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -128,6 +129,8 @@ func (q *Query) find(ctx context.Context, id string) (enrich.Record, error) {
 		return rec, failf(CodeNotFound, "no container or sandbox with id %s", id)
 	case errors.Is(err, context.DeadlineExceeded):
 		return rec, failf(CodeTimeout, "lookup of %s did not finish within %s", id, q.onDemandTimeout)
+	case errors.Is(err, lookup.ErrRateLimited):
+		return rec, failf(CodeTooMany, "no container or sandbox with id %s is cached, and lookups of unknown ids are over their rate limit (api.ondemand_rate): try again later", id)
 	}
 	q.log.Debug("on-demand lookup failed", zap.String("id", id), zap.Error(err))
 	return rec, failf(CodeLookupFailed, "runtime lookup of %s failed: %v", id, err)
@@ -183,13 +186,48 @@ func checkCgroupPath(path string) error {
 	return nil
 }
 
-// Containers returns the records f selects.
-func (q *Query) Containers(f cache.Filter) []enrich.Record {
+// Containers returns the records f selects. A SandboxID shorter than a full
+// ID is a prefix, as crictl prints them: it must name one sandbox (several
+// are a CodeAmbiguous error; none selects nothing).
+func (q *Query) Containers(f cache.Filter) ([]enrich.Record, error) {
+	if f.SandboxID != "" && len(f.SandboxID) < fullIDLen {
+		id, err := q.sandboxByPrefix(f.SandboxID)
+		if err != nil || id == "" {
+			return []enrich.Record{}, err
+		}
+		f.SandboxID = id
+	}
 	recs := q.records.List(f)
 	if recs == nil {
 		recs = []enrich.Record{}
 	}
-	return recs
+	return recs, nil
+}
+
+func (q *Query) sandboxByPrefix(prefix string) (string, error) {
+	rec, err := q.records.Get(prefix)
+	switch {
+	case errors.Is(err, cache.ErrAmbiguous):
+		return "", &Error{Code: CodeAmbiguous, Msg: "sandbox: " + err.Error()}
+	case err != nil || !rec.IsPodSandbox:
+		return "", nil
+	}
+	return rec.ID, nil
+}
+
+// PodByIP returns the live pod that holds ip now: a ready sandbox the
+// runtime reports the address for, with its live containers. A stopped
+// pod never answers: its address may already be another pod's.
+func (q *Query) PodByIP(raw string) (PodRecords, error) {
+	addr, err := netip.ParseAddr(raw)
+	if err != nil || addr.Zone() != "" {
+		return PodRecords{}, failf(CodeInvalid, "malformed ip %q: want an IPv4 or IPv6 address such as 10.0.0.7 or fd00::7", truncate(raw))
+	}
+	sb, ok := q.records.SandboxByIP(addr.Unmap().String())
+	if !ok {
+		return PodRecords{}, failf(CodeNotFound, "no live pod holds ip %s", addr)
+	}
+	return PodRecords{Pod: sb.Pod, Sandbox: &sb, Containers: q.records.BySandbox(sb.ID)}, nil
 }
 
 // PodRecords is one pod with its sandbox and containers. Sandbox is nil

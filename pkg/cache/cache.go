@@ -3,6 +3,7 @@ package cache
 import (
 	"container/heap"
 	"context"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type Cache struct {
 	byPrefix      map[string]*entry   // first MinPrefixLen chars -> the one entry with them
 	prefixClashes map[string][]*entry // first MinPrefixLen chars -> the entries, when several
 	bySandbox     map[string][]*entry // sandbox ID -> its containers' entries
+	byIP          map[string][]*entry // pod IP -> the ready sandboxes claiming it
 	recency       recencyList
 	deleted       deletedHeap
 	containers    int // live, non-sandbox records
@@ -43,6 +45,7 @@ func New(opts ...Option) *Cache {
 		byPrefix:      make(map[string]*entry),
 		prefixClashes: make(map[string][]*entry),
 		bySandbox:     make(map[string][]*entry),
+		byIP:          make(map[string][]*entry),
 	}
 	for _, o := range opts {
 		o(&c.opts)
@@ -52,11 +55,13 @@ func New(opts ...Option) *Cache {
 }
 
 // Put inserts rec or replaces the record with the same ID, making it the most
-// recently used. The stored record is rec as given: a live record replacing a
-// deleted one makes it live again, and a record with DeletedAt set is stored
-// as deleted. Records with an empty ID are ignored. If the cache is full, a
-// deleted record (the one closest to expiry) is evicted first, otherwise the
-// least recently used one.
+// recently used. A replacement goes through enrich.Advance, so it can never
+// move the stored state backwards nor bring a deleted record back; a record
+// with DeletedAt set is stored as deleted. A sandbox's pod is copied into its
+// cached containers (see enrich.FollowSandbox), and a container takes its
+// cached sandbox's pod. Records with an empty ID are ignored. If the cache
+// is full, a deleted record (the one closest to expiry) is evicted first,
+// otherwise the least recently used one.
 func (c *Cache) Put(rec enrich.Record) {
 	if rec.ID == "" {
 		return
@@ -65,22 +70,78 @@ func (c *Cache) Put(rec enrich.Record) {
 	c.mu.Lock()
 	c.expireDueLocked()
 	if e, ok := c.byID[rec.ID]; ok {
-		kind := Updated
-		if !e.deleted() && rec.DeletedAt != nil {
-			kind = Deleted
-		}
-		c.replaceLocked(e, rec)
 		c.recency.moveToFront(e)
-		c.emitLocked(kind, rec)
+		c.writeLocked(e, rec)
 	} else {
 		for len(c.byID) >= c.opts.capacity {
 			evicted = append(evicted, c.evictLocked())
 		}
+		rec = c.withSandboxLocked(enrich.Advance(enrich.Record{}, rec))
 		c.insertLocked(rec)
 		c.emitLocked(Added, rec)
+		c.followLocked(rec)
 	}
 	c.unlockAndPublish()
 	c.notifyEvicted(evicted)
+}
+
+// Update replaces the record with exactly this ID by fn's result, atomically:
+// fn gets the stored record and no other write can come in between, so two
+// updaters (an event and a relist) never lose each other's change. The
+// result goes through enrich.Advance like any write; fn runs under the
+// cache lock and must not call the cache. Update reports whether the ID is
+// cached; an unchanged result changes nothing and notifies nobody.
+func (c *Cache) Update(id string, fn func(enrich.Record) enrich.Record) bool {
+	c.mu.Lock()
+	c.expireDueLocked()
+	e, ok := c.byID[id]
+	if ok {
+		c.writeLocked(e, fn(e.rec))
+	}
+	c.unlockAndPublish()
+	return ok
+}
+
+// writeLocked stores next over e's record, as far as Advance lets it, and
+// publishes the change if there is one.
+func (c *Cache) writeLocked(e *entry, next enrich.Record) {
+	next = c.withSandboxLocked(enrich.Advance(e.rec, next))
+	if reflect.DeepEqual(e.rec, next) {
+		return
+	}
+	kind := Updated
+	if !e.deleted() && next.DeletedAt != nil {
+		kind = Deleted
+	}
+	c.replaceLocked(e, next)
+	c.emitLocked(kind, next)
+	c.followLocked(next)
+}
+
+// withSandboxLocked gives a container its cached sandbox's pod.
+func (c *Cache) withSandboxLocked(rec enrich.Record) enrich.Record {
+	sid := sandboxOf(&rec)
+	if sid == "" {
+		return rec
+	}
+	if sb, ok := c.byID[sid]; ok && sb.rec.IsPodSandbox {
+		rec, _ = enrich.FollowSandbox(rec, sb.rec)
+	}
+	return rec
+}
+
+// followLocked copies a sandbox's pod into its cached containers.
+func (c *Cache) followLocked(sb enrich.Record) {
+	if !sb.IsPodSandbox {
+		return
+	}
+	for _, m := range slices.Clone(c.bySandbox[sb.ID]) {
+		if next, ok := enrich.FollowSandbox(m.rec, sb); ok {
+			next = enrich.Advance(m.rec, next)
+			c.replaceLocked(m, next)
+			c.emitLocked(Updated, next)
+		}
+	}
 }
 
 // MarkDeleted records that the container or sandbox with exactly this ID was
@@ -98,8 +159,7 @@ func (c *Cache) MarkDeleted(id string, at time.Time) bool {
 		}
 		rec := e.rec
 		rec.DeletedAt = &at
-		c.replaceLocked(e, rec)
-		c.emitLocked(Deleted, rec)
+		c.writeLocked(e, rec)
 	}
 	c.unlockAndPublish()
 	return ok
@@ -240,6 +300,9 @@ func (c *Cache) indexState(e *entry) {
 	if sid := sandboxOf(&e.rec); sid != "" {
 		c.bySandbox[sid] = append(c.bySandbox[sid], e)
 	}
+	for _, ip := range claimedIPs(&e.rec) {
+		c.byIP[ip] = append(c.byIP[ip], e)
+	}
 }
 
 func (c *Cache) unindexState(e *entry) {
@@ -252,26 +315,29 @@ func (c *Cache) unindexState(e *entry) {
 		c.containers--
 	}
 	if sid := sandboxOf(&e.rec); sid != "" {
-		c.removeMember(sid, e)
+		c.bySandbox[sid] = removeEntry(c.bySandbox[sid], e)
+		if len(c.bySandbox[sid]) == 0 {
+			delete(c.bySandbox, sid)
+		}
+	}
+	for _, ip := range claimedIPs(&e.rec) {
+		if c.byIP[ip] = removeEntry(c.byIP[ip], e); len(c.byIP[ip]) == 0 {
+			delete(c.byIP, ip)
+		}
 	}
 }
 
-// removeMember takes e out of its sandbox's members. A slice, not a map:
-// a pod has a handful of containers, and a map per pod cost about 50 bytes
-// per cached container more (BENCHMARKS.md).
-func (c *Cache) removeMember(sid string, e *entry) {
-	members := c.bySandbox[sid]
-	i := slices.Index(members, e)
+// removeEntry takes e out of a small index list. A slice, not a map: a pod
+// has a handful of containers and an IP one sandbox, and a map per pod cost
+// about 50 bytes per cached container more (BENCHMARKS.md).
+func removeEntry(list []*entry, e *entry) []*entry {
+	i := slices.Index(list, e)
 	if i < 0 {
-		return
+		return list
 	}
-	last := len(members) - 1
-	members[i], members[last] = members[last], nil
-	if last == 0 {
-		delete(c.bySandbox, sid)
-		return
-	}
-	c.bySandbox[sid] = members[:last]
+	last := len(list) - 1
+	list[i], list[last] = list[last], nil
+	return list[:last]
 }
 
 // evictLocked removes one record to make room: a deleted one if any, since

@@ -261,7 +261,7 @@ func TestCache_DeletedRecordIsAnswerableUntilTheGracePeriodEnds(t *testing.T) {
 			if err != nil || got.DeletedAt == nil || !got.DeletedAt.Equal(deletedAt) {
 				t.Fatalf("Get = %+v, %v; want record with DeletedAt %v", got.DeletedAt, err, deletedAt)
 			}
-			if got.State != "CONTAINER_RUNNING" {
+			if got.State != "running" {
 				t.Errorf("State = %q, want the last known state kept", got.State)
 			}
 		})
@@ -322,14 +322,14 @@ func TestCache_MarkDeletedWithZeroTimeUsesTheClock(t *testing.T) {
 	}
 }
 
-func TestCache_PutStoresTheRecordAsGivenOverADeletedOne(t *testing.T) {
+func TestCache_PutNeverBringsADeletedRecordBack(t *testing.T) {
 	at := newFakeClock().Now()
 	tests := []struct {
 		name        string
 		next        enrich.Record
 		wantDeleted bool
 	}{
-		{name: "live record revives", next: plainRecord(testID(1))},
+		{name: "live record stays deleted", next: plainRecord(testID(1)), wantDeleted: true},
 		{name: "deleted record stays deleted", next: func() enrich.Record {
 			r := plainRecord(testID(1))
 			r.DeletedAt = &at

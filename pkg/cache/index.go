@@ -40,6 +40,15 @@ func sandboxOf(rec *enrich.Record) string {
 	return rec.Pod.SandboxID
 }
 
+// claimedIPs are the addresses a live, ready sandbox holds now. A stopped
+// sandbox holds none: its IP may already belong to another pod.
+func claimedIPs(rec *enrich.Record) []string {
+	if !rec.IsPodSandbox || rec.DeletedAt != nil || rec.State != "ready" || rec.Pod == nil || rec.Pod.IP == "" {
+		return nil
+	}
+	return append([]string{rec.Pod.IP}, rec.Pod.AdditionalIPs...)
+}
+
 // indexIdentity adds e to the indexes that depend only on its ID. Nearly
 // every prefix belongs to one record, so byPrefix maps it to that entry and
 // only prefixes several records share get a list in prefixClashes: a list

@@ -126,3 +126,34 @@ func podField(rec *enrich.Record, field func(*enrich.Pod) string) string {
 	}
 	return field(rec.Pod)
 }
+
+// SandboxByIP returns the live, ready sandbox that holds ip now. Two
+// sandboxes claim one address only while the stop of the older one has not
+// been seen yet: then the newer one holds it, since the runtime's IPAM gave
+// the address out again only after the older pod released it.
+func (c *Cache) SandboxByIP(ip string) (enrich.Record, bool) {
+	c.mu.Lock()
+	c.expireDueLocked()
+	var found *entry
+	for _, e := range c.byIP[ip] {
+		if found == nil || newer(&e.rec, &found.rec) {
+			found = e
+		}
+	}
+	var rec enrich.Record
+	if found != nil {
+		rec = found.rec
+	}
+	c.unlockAndPublish()
+	return rec, found != nil
+}
+
+func newer(a, b *enrich.Record) bool {
+	switch {
+	case a.CreatedAt == nil:
+		return false
+	case b.CreatedAt == nil:
+		return true
+	}
+	return a.CreatedAt.After(*b.CreatedAt)
+}

@@ -49,7 +49,7 @@ func sandboxRecord(id, namespace, pod string) enrich.Record {
 	return enrich.Record{
 		ID:           id,
 		Name:         pod,
-		State:        "SANDBOX_READY",
+		State:        "ready",
 		IsPodSandbox: true,
 		Pod: &enrich.Pod{
 			SandboxID: id,
@@ -65,14 +65,14 @@ func containerRecord(id string, sandbox enrich.Record, name string) enrich.Recor
 	return enrich.Record{
 		ID:     id,
 		Name:   name,
-		State:  "CONTAINER_RUNNING",
+		State:  "running",
 		Labels: map[string]string{"io.kubernetes.container.name": name},
 		Pod:    sandbox.Pod,
 	}
 }
 
 func plainRecord(id string) enrich.Record {
-	return enrich.Record{ID: id, Name: "c-" + id[:4], State: "CONTAINER_RUNNING"}
+	return enrich.Record{ID: id, Name: "c-" + id[:4], State: "running"}
 }
 
 func ids(recs []enrich.Record) []string {

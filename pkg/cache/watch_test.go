@@ -17,7 +17,7 @@ func TestCache_SubscribersSeeEveryChangeInRevisionOrder(t *testing.T) {
 	var got []Change
 	unsubscribe := c.Subscribe(func(ch Change) { got = append(got, ch) })
 	defer unsubscribe()
-	a, b, d := testID(1), testID(2), testID(3)
+	a, b, d, e := testID(1), testID(2), testID(3), testID(4)
 	steps := []struct {
 		name     string
 		do       func()
@@ -25,25 +25,36 @@ func TestCache_SubscribersSeeEveryChangeInRevisionOrder(t *testing.T) {
 		wantID   []string
 	}{
 		{name: "put new", do: func() { c.Put(plainRecord(a)) }, wantKind: []ChangeKind{Added}, wantID: []string{a}},
-		{name: "put again", do: func() { c.Put(plainRecord(a)) }, wantKind: []ChangeKind{Updated}, wantID: []string{a}},
+		{name: "put the same record again is no change", do: func() { c.Put(plainRecord(a)) }},
+		{name: "put a changed record", do: func() {
+			rec := plainRecord(a)
+			rec.Name = "renamed"
+			c.Put(rec)
+		}, wantKind: []ChangeKind{Updated}, wantID: []string{a}},
 		{name: "mark deleted", do: func() { c.MarkDeleted(a, clock.Now()) }, wantKind: []ChangeKind{Deleted}, wantID: []string{a}},
 		{name: "mark deleted twice is no change", do: func() { c.MarkDeleted(a, clock.Now()) }},
-		{name: "revive", do: func() { c.Put(plainRecord(a)) }, wantKind: []ChangeKind{Updated}, wantID: []string{a}},
-		{name: "put a deleted record over a live one", do: func() {
-			c.Put(plainRecord(a))
-			rec := plainRecord(a)
-			rec.DeletedAt = new(clock.Now())
-			c.Put(rec)
-			c.Put(plainRecord(a))
-		}, wantKind: []ChangeKind{Updated, Deleted, Updated}, wantID: []string{a, a, a}},
+		{name: "a live record never brings a deleted one back", do: func() { c.Put(plainRecord(a)) }, wantKind: []ChangeKind{Updated}, wantID: []string{a}},
 		{name: "second record", do: func() { c.Put(plainRecord(b)) }, wantKind: []ChangeKind{Added}, wantID: []string{b}},
 		{name: "eviction comes before the add", do: func() { c.Put(plainRecord(d)) }, wantKind: []ChangeKind{Removed, Added}, wantID: []string{a, d}},
+		{name: "put a deleted record over a live one", do: func() {
+			rec := plainRecord(d)
+			rec.DeletedAt = new(clock.Now())
+			c.Put(rec)
+		}, wantKind: []ChangeKind{Deleted}, wantID: []string{d}},
+		{name: "update", do: func() {
+			c.Update(b, func(r enrich.Record) enrich.Record { r.Name = "changed"; return r })
+		}, wantKind: []ChangeKind{Updated}, wantID: []string{b}},
+		{name: "update to the same record is no change", do: func() {
+			c.Update(b, func(r enrich.Record) enrich.Record { return r })
+		}},
+		{name: "update of an unknown ID is no change", do: func() {
+			c.Update(e, func(r enrich.Record) enrich.Record { r.Name = "x"; return r })
+		}},
 		{name: "delete", do: func() { c.Delete(b) }, wantKind: []ChangeKind{Removed}, wantID: []string{b}},
 		{name: "delete unknown is no change", do: func() { c.Delete(b) }},
 		{name: "expiry", do: func() {
-			c.MarkDeleted(d, clock.Now())
 			c.Sweep(clock.Now().Add(time.Hour))
-		}, wantKind: []ChangeKind{Deleted, Removed}, wantID: []string{d, d}},
+		}, wantKind: []ChangeKind{Removed}, wantID: []string{d}},
 	}
 	var rev uint64
 	for _, step := range steps {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,7 +92,7 @@ type command struct {
 
 var commands = map[string]command{
 	"get": {
-		usage: "cri-enricherd get <ID|pid:PID|cgroup:PATH> [flags]",
+		usage: "cri-enricherd get <ID|pid:PID|cgroup:PATH|ip:ADDRESS> [flags]",
 		about: `Print the container or pod sandbox with this ID (full, or a unique prefix of
 at least 12 characters), the container process PID lives in, or the
 container a cgroup path belongs to (as /proc/<pid>/cgroup or an eBPF tool
@@ -208,7 +209,7 @@ func (inv *invocation) output(allowed ...string) (string, error) {
 
 func runGet(inv *invocation) error {
 	if inv.fs.NArg() != 1 {
-		return usagef("want exactly one ID, pid:PID or cgroup:PATH, got %d arguments", inv.fs.NArg())
+		return usagef("want exactly one ID, pid:PID, cgroup:PATH or ip:ADDRESS, got %d arguments", inv.fs.NArg())
 	}
 	format, err := inv.output("table", "wide", "json", "yaml")
 	if err != nil {
@@ -218,35 +219,66 @@ func runGet(inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	rec, err := fetch(inv.ctx, inv.client)
+	recs, doc, err := fetch(inv.ctx, inv.client)
 	if err != nil {
 		return err
 	}
-	return printRecords(inv.io.Stdout, format, []enrich.Record{rec}, rec)
+	return printRecords(inv.io.Stdout, format, recs, doc)
+}
+
+// fetcher asks the daemon one get request: the records for the table and
+// the document for -o json and yaml.
+type fetcher func(context.Context, *client.Client) ([]enrich.Record, any, error)
+
+// one adapts a single-record request to a fetcher.
+func one(get func(context.Context, *client.Client) (enrich.Record, error)) fetcher {
+	return func(ctx context.Context, c *client.Client) ([]enrich.Record, any, error) {
+		rec, err := get(ctx, c)
+		return []enrich.Record{rec}, rec, err
+	}
 }
 
 // getter reads the argument of get and returns the request it means.
 // Obvious mistakes are usage errors here rather than a round trip.
-func getter(arg string) (func(context.Context, *client.Client) (enrich.Record, error), error) {
+func getter(arg string) (fetcher, error) {
 	if raw, ok := strings.CutPrefix(arg, "pid:"); ok {
 		pid, err := strconv.Atoi(raw)
 		if err != nil || pid <= 0 {
 			return nil, usagef("pid:%s: want a positive process ID", raw)
 		}
-		return func(ctx context.Context, c *client.Client) (enrich.Record, error) { return c.ContainerByPID(ctx, pid) }, nil
+		return one(func(ctx context.Context, c *client.Client) (enrich.Record, error) { return c.ContainerByPID(ctx, pid) }), nil
 	}
 	if path, ok := strings.CutPrefix(arg, "cgroup:"); ok {
 		if !strings.HasPrefix(path, "/") {
 			return nil, usagef("cgroup:%s: want an absolute cgroup path", path)
 		}
-		return func(ctx context.Context, c *client.Client) (enrich.Record, error) {
+		return one(func(ctx context.Context, c *client.Client) (enrich.Record, error) {
 			return c.ContainerByCgroup(ctx, path)
-		}, nil
+		}), nil
+	}
+	if ip, ok := strings.CutPrefix(arg, "ip:"); ok {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return nil, usagef("ip:%s: want an IPv4 or IPv6 address", ip)
+		}
+		return podByIP(ip), nil
 	}
 	if !api.ValidID(arg) {
-		return nil, usagef("%q is not an ID (12 to 64 lowercase hex characters), pid:PID or cgroup:PATH", arg)
+		return nil, usagef("%q is not an ID (12 to 64 lowercase hex characters), pid:PID, cgroup:PATH or ip:ADDRESS", arg)
 	}
-	return func(ctx context.Context, c *client.Client) (enrich.Record, error) { return c.Container(ctx, arg) }, nil
+	return one(func(ctx context.Context, c *client.Client) (enrich.Record, error) { return c.Container(ctx, arg) }), nil
+}
+
+// podByIP fetches the pod holding ip: its sandbox and containers in the
+// table, the pod document in JSON and YAML.
+func podByIP(ip string) fetcher {
+	return func(ctx context.Context, c *client.Client) ([]enrich.Record, any, error) {
+		pod, err := c.PodByIP(ctx, ip)
+		if err != nil {
+			return nil, nil, err
+		}
+		recs := append([]enrich.Record{*pod.Sandbox}, pod.Containers...)
+		return recs, pod, nil
+	}
 }
 
 func runList(inv *invocation) error {

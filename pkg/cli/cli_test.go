@@ -54,7 +54,7 @@ func testRecords() []enrich.Record {
 	now := time.Now() // within the cache's grace period, unlike at
 	uid := int64(0)
 	pod := &enrich.Pod{SandboxID: idSandbox, Name: "api-0", Namespace: "shop", UID: "6f1c0e6e-1b7c-4d7e-9a51-2f0b8f8a0c11",
-		Labels: map[string]string{"app": "api"}, IP: "10.223.1.3", AdditionalIPs: []string{}, RuntimeHandler: "runc", CreatedAt: &at}
+		State: "ready", Labels: map[string]string{"app": "api"}, IP: "10.223.1.3", AdditionalIPs: []string{}, RuntimeHandler: "runc", CreatedAt: &at}
 	hostPod := &enrich.Pod{SandboxID: "ffffffffffff" + idHost[12:], Name: "node-agent-x1", Namespace: "kube-system",
 		UID: "0b7e7d2a-59a4-4c4f-8d0e-7a6a4b1d3e22", Labels: map[string]string{"app": "agent"}, HostNetwork: true}
 	return []enrich.Record{
@@ -165,6 +165,8 @@ func TestRun_PrintsTheGoldenOutputOfEachFormat(t *testing.T) {
 		{"get-pid", []string{"get", "pid:42", "-o", "wide"}},
 		{"get-cgroup-json", []string{"get", "cgroup:/kubepods/besteffort/pod6f1c/" + idApp + "/init", "-o", "json"}},
 		{"get-yaml", []string{"get", idSandbox, "-o", "yaml"}},
+		{"get-ip", []string{"get", "ip:10.223.1.3"}},
+		{"get-ip-json", []string{"get", "ip:10.223.1.3", "-o", "json"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
@@ -207,6 +209,8 @@ func TestRun_ExitStatusSaysWhatWentWrong(t *testing.T) {
 		{"malformed id", []string{"get", "xyz"}, ExitUsage, "not an ID"},
 		{"bad pid", []string{"get", "pid:abc"}, ExitUsage, "positive process ID"},
 		{"relative cgroup", []string{"get", "cgroup:kubepods"}, ExitUsage, "absolute"},
+		{"ip no live pod holds", []string{"get", "ip:10.9.9.9"}, ExitNotFound, "no live pod"},
+		{"malformed ip", []string{"get", "ip:api-0"}, ExitUsage, "IPv4 or IPv6"},
 		{"cgroup rejected by the daemon", []string{"get", "cgroup:/a/../b"}, ExitUsage, ".."},
 		{"no argument", []string{"get"}, ExitUsage, "exactly one"},
 		{"two arguments", []string{"get", idApp, idSide}, ExitUsage, "exactly one"},

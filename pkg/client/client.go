@@ -68,6 +68,13 @@ func (c *Client) ContainerByCgroup(ctx context.Context, path string) (enrich.Rec
 	return rec, c.get(ctx, "/v1/cgroups", url.Values{"path": {path}}, &rec)
 }
 
+// PodByIP returns the live pod that holds ip now.
+func (c *Client) PodByIP(ctx context.Context, ip string) (api.PodRecords, error) {
+	var pod api.PodRecords
+	err := c.get(ctx, "/v1/ips/"+url.PathEscape(ip), nil, &pod)
+	return pod, err
+}
+
 // Containers lists the records o selects.
 func (c *Client) Containers(ctx context.Context, o api.ListOptions) ([]enrich.Record, error) {
 	q := url.Values{}

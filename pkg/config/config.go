@@ -86,6 +86,8 @@ type APIConfig struct {
 	Address          string        `yaml:"address"`      // optional TCP listener, "" = off
 	AllowNonLoopback bool          `yaml:"allow_non_loopback"`
 	OnDemandTimeout  time.Duration `yaml:"ondemand_timeout"`
+	OnDemandRate     float64       `yaml:"ondemand_rate"` // lookups of unknown IDs per second, 0 = unlimited
+	OnDemandBurst    int           `yaml:"ondemand_burst"`
 	MaxWatchers      int           `yaml:"max_watchers"`
 }
 
@@ -137,6 +139,8 @@ func Defaults() Config {
 			GRPCSocket:      "/run/cri-enricherd/grpc.sock",
 			SocketMode:      0o660,
 			OnDemandTimeout: 2 * time.Second,
+			OnDemandRate:    10,
+			OnDemandBurst:   20,
 			MaxWatchers:     64,
 		},
 		Metrics: MetricsConfig{Address: ":9808", Path: "/metrics"},

@@ -80,7 +80,7 @@ func settings() []setting {
 		bind(intCodec, "runtime.max_concurrency", func(c *Config) *int { return &c.Runtime.MaxConcurrency },
 			"CRI calls in flight at once"),
 		bind(floatCodec, "runtime.rate_limit", func(c *Config) *float64 { return &c.Runtime.RateLimit },
-			"CRI calls started per second; 0 means no limit"),
+			"CRI calls started per second, in bursts of up to one second's worth; 0 means no limit"),
 		bind(intCodec, "runtime.max_retries", func(c *Config) *int { return &c.Runtime.MaxRetries },
 			"retries of a failed CRI call after the first try; 0 never retries"),
 		bind(durationCodec, "runtime.retry_base", func(c *Config) *time.Duration { return &c.Runtime.RetryBase },
@@ -92,7 +92,7 @@ func settings() []setting {
 		bind(durationCodec, "runtime.relist_interval", func(c *Config) *time.Duration { return &c.Runtime.RelistInterval },
 			"how often to relist every sandbox and container, repairing missed events"),
 		bind(stringCodec[EventsMode](), "runtime.events", func(c *Config) *EventsMode { return &c.Runtime.Events },
-			"follow the runtime's GetContainerEvents stream: auto (when supported), on (required) or off"),
+			"follow the runtime's GetContainerEvents stream: auto (when the runtime serves it, else the cgroup watcher alone), on (required: the daemon exits with an error when the runtime has none) or off"),
 
 		bind(str, "cgroup.root", func(c *Config) *string { return &c.Cgroup.Root },
 			"mount point of the host's cgroup filesystem"),
@@ -122,6 +122,10 @@ func settings() []setting {
 			"let api.address bind a non-loopback address (the API has no authentication)"),
 		bind(durationCodec, "api.ondemand_timeout", func(c *Config) *time.Duration { return &c.API.OnDemandTimeout },
 			"how long a request for an unknown full container ID waits for a CRI lookup"),
+		bind(floatCodec, "api.ondemand_rate", func(c *Config) *float64 { return &c.API.OnDemandRate },
+			"lookups of unknown full IDs that API requests may start per second (each costs up to two CRI calls); beyond it they are answered 429; 0 means no limit"),
+		bind(intCodec, "api.ondemand_burst", func(c *Config) *int { return &c.API.OnDemandBurst },
+			"on-demand lookups allowed at once above api.ondemand_rate"),
 		bind(intCodec, "api.max_watchers", func(c *Config) *int { return &c.API.MaxWatchers },
 			"watch streams served at once"),
 

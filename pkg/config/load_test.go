@@ -30,6 +30,7 @@ func TestDefaults_MatchTheDocumentedContract(t *testing.T) {
 		"api.socket": "/run/cri-enricherd/api.sock", "api.grpc_socket": "/run/cri-enricherd/grpc.sock",
 		"api.socket_mode": "0660", "api.socket_group": "",
 		"api.address": "", "api.allow_non_loopback": "false", "api.ondemand_timeout": "2s",
+		"api.ondemand_rate": "10", "api.ondemand_burst": "20",
 		"api.max_watchers": "64",
 		"metrics.address":  ":9808", "metrics.path": "/metrics", "metrics.pod_label_allowlist": "",
 		"enrich.export_env": "false", "enrich.export_annotations": "false",
@@ -79,7 +80,7 @@ func TestLoad_FileOverridesEveryDefault(t *testing.T) {
 		API: APIConfig{
 			Socket: "/var/run/cri-enricherd/api.sock", GRPCSocket: "/var/run/cri-enricherd/grpc.sock",
 			SocketMode: 0o600, SocketGroup: "1000",
-			Address: "127.0.0.1:9810", AllowNonLoopback: true, OnDemandTimeout: 5 * time.Second, MaxWatchers: 16,
+			Address: "127.0.0.1:9810", AllowNonLoopback: true, OnDemandTimeout: 5 * time.Second, OnDemandRate: 2.5, OnDemandBurst: 4, MaxWatchers: 16,
 		},
 		Metrics: MetricsConfig{
 			Address: "0.0.0.0:9809", Path: "/prom",

@@ -185,6 +185,10 @@ func (ch *checker) api(a APIConfig, m MetricsConfig) {
 		ch.apiAddress(a, m)
 	}
 	ch.positive("api.ondemand_timeout", a.OnDemandTimeout)
+	if a.OnDemandRate < 0 || math.IsNaN(a.OnDemandRate) || math.IsInf(a.OnDemandRate, 0) {
+		ch.add("api.ondemand_rate", a.OnDemandRate, "must be 0 (unlimited) or a positive number of lookups per second")
+	}
+	ch.atLeast("api.ondemand_burst", a.OnDemandBurst, 1)
 	ch.atLeast("api.max_watchers", a.MaxWatchers, 1)
 }
 
@@ -206,8 +210,11 @@ func (ch *checker) apiAddress(a APIConfig, m MetricsConfig) {
 
 func (ch *checker) metrics(m MetricsConfig) {
 	ch.hostPort("metrics.address", m.Address)
-	if !strings.HasPrefix(m.Path, "/") || strings.ContainsAny(m.Path, " \t\r\n?#") {
+	switch {
+	case !strings.HasPrefix(m.Path, "/") || strings.ContainsAny(m.Path, " \t\r\n?#{}"):
 		ch.add("metrics.path", m.Path, "must be a URL path starting with /, such as /metrics")
+	case reservedPath(m.Path):
+		ch.add("metrics.path", m.Path, "must not be a path the metrics listener already serves (/healthz, /readyz, /debug/pprof/...)")
 	}
 	exported := map[string]string{}
 	for _, label := range m.PodLabelAllowlist {
@@ -222,6 +229,13 @@ func (ch *checker) metrics(m MetricsConfig) {
 		}
 		exported[name] = label
 	}
+}
+
+// reservedPath says whether p collides with the probes and pprof, which the
+// metrics listener serves too.
+func reservedPath(p string) bool {
+	p = strings.TrimSuffix(p, "/")
+	return p == "" || p == "/healthz" || p == "/readyz" || p == "/debug" || strings.HasPrefix(p, "/debug/pprof")
 }
 
 // hostPort checks host:port with a numeric port; the host may be empty.

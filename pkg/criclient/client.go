@@ -216,18 +216,18 @@ func (c *Client) PodSandboxStatus(ctx context.Context, id string) (*runtimeapi.P
 	return r, nil
 }
 
-// ListContainers lists every container the runtime knows.
-func (c *Client) ListContainers(ctx context.Context) ([]*runtimeapi.Container, error) {
-	r, err := c.rs.ListContainers(ctx, &runtimeapi.ListContainersRequest{}, grpc.MaxCallRecvMsgSize(maxListMsgSize))
+// ListContainers lists the containers filter selects (nil: all).
+func (c *Client) ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error) {
+	r, err := c.rs.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: filter}, grpc.MaxCallRecvMsgSize(maxListMsgSize))
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	return r.GetContainers(), nil
 }
 
-// ListPodSandbox lists every pod sandbox the runtime knows.
-func (c *Client) ListPodSandbox(ctx context.Context) ([]*runtimeapi.PodSandbox, error) {
-	r, err := c.rs.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}, grpc.MaxCallRecvMsgSize(maxListMsgSize))
+// ListPodSandbox lists the pod sandboxes filter selects (nil: all).
+func (c *Client) ListPodSandbox(ctx context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error) {
+	r, err := c.rs.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: filter}, grpc.MaxCallRecvMsgSize(maxListMsgSize))
 	if err != nil {
 		return nil, fmt.Errorf("list pod sandbox: %w", err)
 	}

@@ -63,7 +63,7 @@ func TestClient_ListsANodeLargerThanTheStatusMessageCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	list, err := c.ListContainers(context.Background())
+	list, err := c.ListContainers(context.Background(), nil)
 	if err != nil || len(list) != 60000 {
 		t.Fatalf("ListContainers = %d containers, %v; want all 60000 (over %d MiB)", len(list), err, maxMsgSize>>20)
 	}
@@ -118,7 +118,7 @@ func TestClient_ObservesEveryCallByRPCAndCode(t *testing.T) {
 	if status.Code(err) != codes.NotFound {
 		t.Errorf("ContainerStatus err = %v, want NotFound (and the request verbose)", err)
 	}
-	_, err = c.ListContainers(ctx)
+	_, err = c.ListContainers(ctx, nil)
 	want := []observation{{"Version", codes.OK}, {"ContainerStatus", codes.NotFound}, {"ListContainers", codes.Unimplemented}}
 	if status.Code(err) != codes.Unimplemented || len(rec.obs) != 3 {
 		t.Fatalf("observations = %v, want %v", rec.obs, want)

@@ -57,6 +57,7 @@ func Container(resp *runtimeapi.ContainerStatusResponse, runtimeName string, opt
 	}
 	lim := newLimiter(opts)
 	rec := containerRecord(st, &info, runtimeName, lim)
+	rec.Node = opts.NodeName
 	if opts.ExportEnv {
 		rec.Env = lim.strings(info.RuntimeSpec.env())
 	}
@@ -96,22 +97,30 @@ func containerRecord(st *runtimeapi.ContainerStatus, info *containerInfo, runtim
 		LogPath:    st.GetLogPath(),
 		CgroupPath: cgroup.ExpandSystemdPath(info.RuntimeSpec.cgroupsPath()),
 		Mounts:     containerMounts(st.GetMounts()),
-		Resources:  containerResources(st.GetResources().GetLinux(), info.RuntimeSpec.resources()),
+		Resources:  containerResources(st.GetResources().GetLinux(), info.RuntimeSpec),
 	}
 }
 
-// containerImage picks the image the pod asked for. status.image.image is
-// sometimes an image ID (the kubelet sends the resolved ID and keeps the
-// user's string in user_specified_image), so an ID-like name falls back to
-// the other places the runtimes keep the name.
+// containerImage separates the image the pod asked for from the one the
+// runtime resolved. The kubelet sends the resolved image ID as image.image
+// and the pod spec's string as user_specified_image; containerd then answers
+// status.image.image with the image's first tag, which is another name when
+// one image carries several tags. So the name comes from what the kubelet
+// sent (containerd keeps it in the verbose config and in its image-name
+// spec annotation, CRI-O in its ImageName annotation), and the status's name
+// is kept beside it as Resolved.
 func containerImage(st *runtimeapi.ContainerStatus, info *containerInfo) Image {
 	var cfgImage, cfgUserImage string
 	if info.Config != nil {
 		cfgImage, cfgUserImage = info.Config.Image.Image, info.Config.Image.UserSpecifiedImage
 	}
 	ann := info.RuntimeSpec.annotations()
-	name := imageName(st.GetImage().GetImage(), st.GetImage().GetUserSpecifiedImage(),
-		cfgUserImage, cfgImage, ann.CRIImageName, ann.CRIOImageName, ann.CRIOImage)
+	resolved := st.GetImage().GetImage()
+	name := imageName(st.GetImage().GetUserSpecifiedImage(), cfgUserImage, ann.CRIOImageName,
+		ann.CRIImageName, cfgImage, resolved, ann.CRIOImage)
+	if isImageID(resolved) {
+		resolved = imageName(ann.CRIImageName, ann.CRIOImageName, resolved)
+	}
 	ref, id := st.GetImageRef(), st.GetImageId()
 	if id == "" && isImageID(ref) {
 		id = ref
@@ -119,7 +128,7 @@ func containerImage(st *runtimeapi.ContainerStatus, info *containerInfo) Image {
 	if ref == id {
 		ref = id // containerd answers the same ID twice: keep one copy
 	}
-	return Image{Name: name, Ref: ref, ID: id}
+	return Image{Name: name, Resolved: resolved, Ref: ref, ID: id}
 }
 
 // imageName returns the first candidate that names a repository, else the
@@ -165,8 +174,9 @@ func containerMounts(ms []*runtimeapi.Mount) []Mount {
 // containerResources takes each field from the CRI status and falls back to
 // the runtime spec field by field: runtimes fill status.resources unevenly
 // (containerd 1.6 and CRI-O often leave it empty).
-func containerResources(lr *runtimeapi.LinuxContainerResources, spec *ociResources) Resources {
+func containerResources(lr *runtimeapi.LinuxContainerResources, oci *ociSpec) Resources {
 	r := Resources{
+		OOMScoreAdj:        lr.GetOomScoreAdj(),
 		CPUShares:          lr.GetCpuShares(),
 		CPUQuota:           lr.GetCpuQuota(),
 		CPUPeriod:          lr.GetCpuPeriod(),
@@ -174,6 +184,10 @@ func containerResources(lr *runtimeapi.LinuxContainerResources, spec *ociResourc
 		CpusetMems:         lr.GetCpusetMems(),
 		MemoryLimitInBytes: lr.GetMemoryLimitInBytes(),
 	}
+	if r.OOMScoreAdj == 0 {
+		r.OOMScoreAdj = oci.oomScoreAdj()
+	}
+	spec := oci.resources()
 	if spec == nil {
 		return r
 	}

@@ -29,7 +29,7 @@ func TestContainer_MapsRealRuntimeAnswers(t *testing.T) {
 			dir: "containerd-1.6", file: "container-status-verbose-0.json",
 			id: cd16Container0, runtime: "containerd", pid: 7366,
 			createdNs: 1795833882108353583, startedNs: 1795833882179321722,
-			image:      Image{Name: busyboxName, Ref: busyboxID, ID: busyboxID},
+			image:      Image{Name: busyboxName, Resolved: busyboxName, Ref: busyboxID, ID: busyboxID},
 			logPath:    "/var/lib/e2e-containerd/logs/app.log",
 			cgroupPath: "/kubepods/burstable/pod0f1e2d3c-aaaa-bbbb-cccc-000000000001/" + cd16Container0,
 			sandboxID:  cd16Sandbox0,
@@ -40,7 +40,7 @@ func TestContainer_MapsRealRuntimeAnswers(t *testing.T) {
 			dir: "containerd-1.6", file: "container-status-verbose-1.json",
 			id: cd16Container1, runtime: "containerd", pid: 8292,
 			createdNs: 1795833904616512906, startedNs: 1795833904761160384,
-			image:      Image{Name: busyboxName, Ref: busyboxID, ID: busyboxID},
+			image:      Image{Name: busyboxName, Resolved: busyboxName, Ref: busyboxID, ID: busyboxID},
 			logPath:    "/var/lib/e2e-containerd/logs/app.log",
 			cgroupPath: "/kubepods/burstable/pod0f1e2d3c-aaaa-bbbb-cccc-000000000002/" + cd16Container1,
 			sandboxID:  cd16Sandbox1,
@@ -51,7 +51,7 @@ func TestContainer_MapsRealRuntimeAnswers(t *testing.T) {
 			dir: "containerd-2.4", file: "container-status-verbose-0.json",
 			id: cd24Container0, runtime: "containerd", pid: 13672,
 			createdNs: 1795834074276659892, startedNs: 1795834074345673167,
-			image:      Image{Name: busyboxName, Ref: busyboxID, ID: busyboxID},
+			image:      Image{Name: busyboxName, Resolved: busyboxName, Ref: busyboxID, ID: busyboxID},
 			logPath:    "/var/lib/e2e-containerd2/logs/app.log",
 			cgroupPath: "/kubepods/burstable/pod0f1e2d3c-aaaa-bbbb-cccc-000000000009/" + cd24Container0,
 			sandboxID:  cd24Sandbox0,
@@ -63,9 +63,10 @@ func TestContainer_MapsRealRuntimeAnswers(t *testing.T) {
 			id: crioContainer0, runtime: "cri-o", pid: 6418,
 			createdNs: 1795835280579391818, startedNs: 1795835280637236288,
 			image: Image{
-				Name: busyboxName,
-				Ref:  "docker.io/library/busybox@sha256:461e44c51f317a8750ca70c3ea18a179b78b6e392f5305b488f51534fb46e191",
-				ID:   "65bc11e70a5d7934550e12c6cde0a2eace6f2ce54aea10f23999cdd0bbd8d566",
+				Name:     busyboxName,
+				Resolved: busyboxName,
+				Ref:      "docker.io/library/busybox@sha256:461e44c51f317a8750ca70c3ea18a179b78b6e392f5305b488f51534fb46e191",
+				ID:       "65bc11e70a5d7934550e12c6cde0a2eace6f2ce54aea10f23999cdd0bbd8d566",
 			},
 			logPath:    "/var/lib/e2e-crio/logs/app.log",
 			cgroupPath: "/kubepods/burstable/pod0f1e2d3c-aaaa-bbbb-cccc-000000000001/crio-" + crioContainer0,
@@ -311,22 +312,32 @@ func TestContainer_ExpandsSystemdCgroupsPath(t *testing.T) {
 	}
 }
 
-func TestContainer_ImageNameFallsBackWhenStatusHoldsAnID(t *testing.T) {
+func TestContainer_ImageNameIsWhatThePodAskedForBesideTheRuntimesResolvedName(t *testing.T) {
 	const hex = "65bc11e70a5d7934550e12c6cde0a2eace6f2ce54aea10f23999cdd0bbd8d566"
 	tests := []struct {
-		name, statusImage, userImage, info, want string
+		name, statusImage, userImage, info string
+		want                               Image
 	}{
-		{"name kept", busyboxName, "", `{"config":{"image":{"image":"other:1"}}}`, busyboxName},
-		{"containerd config image", "sha256:" + hex, "", `{"config":{"image":{"image":"` + busyboxName + `"}}}`, busyboxName},
-		{"containerd user specified image", "sha256:" + hex, "",
-			`{"config":{"image":{"image":"sha256:` + hex + `","user_specified_image":"busybox:1.36"}}}`, "busybox:1.36"},
-		{"status user specified image", "sha256:" + hex, "busybox:1.37", "", "busybox:1.37"},
-		{"containerd annotation", "sha256:" + hex, "",
-			`{"runtimeSpec":{"annotations":{"io.kubernetes.cri.image-name":"nginx:1"}}}`, "nginx:1"},
-		{"cri-o annotation", hex, "",
-			`{"runtimeSpec":{"annotations":{"io.kubernetes.cri-o.ImageName":"nginx:2"}}}`, "nginx:2"},
-		{"only an id", hex, "", "", hex},
-		{"repo digest is a name", "busybox@sha256:" + hex, "", "", "busybox@sha256:" + hex},
+		// The kubelet sends the image ID and the pod's string; containerd
+		// answers the image's first tag, here another tag of one image.
+		{"kubelet on containerd 2.x, image under two tags", "docker.io/library/aaa:1", "",
+			`{"config":{"image":{"image":"sha256:` + hex + `","user_specified_image":"busybox:1.36"}}}`,
+			Image{Name: "busybox:1.36", Resolved: "docker.io/library/aaa:1"}},
+		{"kubelet, image asked for by digest", "docker.io/library/aaa:1", "",
+			`{"config":{"image":{"image":"sha256:` + hex + `","user_specified_image":"busybox@sha256:` + hex + `"}}}`,
+			Image{Name: "busybox@sha256:" + hex, Resolved: "docker.io/library/aaa:1"}},
+		{"runtime answering user_specified_image in the status", "docker.io/library/aaa:1", "busybox:1.37", "",
+			Image{Name: "busybox:1.37", Resolved: "docker.io/library/aaa:1"}},
+		{"crictl-style name in the config", busyboxName, "", `{"config":{"image":{"image":"other:1"}}}`,
+			Image{Name: "other:1", Resolved: busyboxName}},
+		{"containerd annotation when the status holds an ID", "sha256:" + hex, "",
+			`{"runtimeSpec":{"annotations":{"io.kubernetes.cri.image-name":"nginx:1"}}}`,
+			Image{Name: "nginx:1", Resolved: "nginx:1"}},
+		{"cri-o annotation", "docker.io/library/nginx:2", "",
+			`{"runtimeSpec":{"annotations":{"io.kubernetes.cri-o.ImageName":"nginx:2"}}}`,
+			Image{Name: "nginx:2", Resolved: "docker.io/library/nginx:2"}},
+		{"only an id", hex, "", "", Image{Name: hex, Resolved: hex}},
+		{"repo digest is a name", "busybox@sha256:" + hex, "", "", Image{Name: "busybox@sha256:" + hex, Resolved: "busybox@sha256:" + hex}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -336,7 +347,7 @@ func TestContainer_ImageNameFallsBackWhenStatusHoldsAnID(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Container: %v", err)
 			}
-			checkField(t, "Image.Name", res.Record.Image.Name, tt.want)
+			checkField(t, "Image", res.Record.Image, tt.want)
 		})
 	}
 }

@@ -69,7 +69,8 @@ type ociSpec struct {
 		} `json:"user"`
 		// Env stays raw so it is decoded only when Options.ExportEnv asks
 		// for it.
-		Env json.RawMessage `json:"env"`
+		Env         json.RawMessage `json:"env"`
+		OOMScoreAdj *int64          `json:"oomScoreAdj"`
 	} `json:"process"`
 	Annotations specAnnotations `json:"annotations"`
 	Linux       *struct {
@@ -154,6 +155,14 @@ func (s *ociSpec) resources() *ociResources {
 		return nil
 	}
 	return s.Linux.Resources
+}
+
+// oomScoreAdj returns process.oomScoreAdj, or 0 when the spec does not say.
+func (s *ociSpec) oomScoreAdj() int64 {
+	if s == nil || s.Process == nil || s.Process.OOMScoreAdj == nil {
+		return 0
+	}
+	return *s.Process.OOMScoreAdj
 }
 
 // userUID returns process.user.uid, or nil when the spec does not say.

@@ -30,6 +30,9 @@ type Options struct {
 	// value (DefaultMaxValueLen when 0). Longer values are cut on a UTF-8
 	// boundary and counted in Trimmed.
 	MaxValueLen int
+	// NodeName is the Kubernetes node, stamped on every record so that
+	// records shipped off the node still say where they came from.
+	NodeName string
 }
 
 // limiter applies the Options caps and counts what they cut.

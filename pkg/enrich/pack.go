@@ -68,6 +68,10 @@ func packContainer(r *Record) {
 	if !sameRef {
 		p.add(&r.Image.Ref)
 	}
+	sameResolved := r.Image.Resolved == r.Image.Name
+	if !sameResolved {
+		p.add(&r.Image.Resolved)
+	}
 	for i := range r.Mounts {
 		p.add(&r.Mounts[i].HostPath)
 	}
@@ -81,6 +85,9 @@ func packContainer(r *Record) {
 	r.ShortID = r.ID[:min(shortIDLen, len(r.ID))]
 	if sameRef {
 		r.Image.Ref = r.Image.ID
+	}
+	if sameResolved {
+		r.Image.Resolved = r.Image.Name
 	}
 }
 
@@ -98,6 +105,6 @@ func packSandbox(r *Record) {
 	p.pack()
 	flushLabels()
 	flushAnn()
-	r.ID, r.Name = pod.SandboxID, pod.Name
+	r.ID, r.Name, r.Image.Resolved = pod.SandboxID, pod.Name, r.Image.Name
 	r.ShortID = r.ID[:min(shortIDLen, len(r.ID))]
 }

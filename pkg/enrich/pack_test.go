@@ -51,7 +51,7 @@ func TestPack_KeepsEveryValue(t *testing.T) {
 	sameRef.Image.Ref = sameRef.Image.ID
 	pod := &Pod{SandboxID: id, Name: "web-0", Namespace: "shop", UID: "u", IP: "10.0.0.1", AdditionalIPs: []string{"fd00::1"},
 		CNIResult: `{"x":1}`, Labels: manyLabels("p", 40), Annotations: manyLabels("pa", 10)}
-	sandbox := Record{ID: id, ShortID: id[:12], Name: "web-0", Image: Image{Name: "pause"}, CgroupPath: "/kubepods/p",
+	sandbox := Record{ID: id, ShortID: id[:12], Name: "web-0", Image: Image{Name: "pause", Resolved: "pause"}, CgroupPath: "/kubepods/p",
 		Labels: pod.Labels, Annotations: pod.Annotations, IsPodSandbox: true, Pod: pod}
 	for _, tc := range []struct {
 		name string

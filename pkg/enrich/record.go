@@ -25,17 +25,23 @@ const (
 // Record is one enriched container or pod sandbox, the unit every output
 // serves. Field names are part of the public API: keep them stable.
 type Record struct {
-	ID           string            `json:"id"`
-	ShortID      string            `json:"short_id"`
-	Name         string            `json:"name"`
-	Attempt      uint32            `json:"attempt"`
-	State        string            `json:"state"`
-	Runtime      string            `json:"runtime"`
-	CreatedAt    *time.Time        `json:"created_at"`
-	StartedAt    *time.Time        `json:"started_at"`
-	FinishedAt   *time.Time        `json:"finished_at,omitempty"`
-	DeletedAt    *time.Time        `json:"deleted_at"`
-	Image        Image             `json:"image"`
+	ID      string `json:"id"`
+	ShortID string `json:"short_id"`
+	Name    string `json:"name"`
+	Attempt uint32 `json:"attempt"`
+	State   string `json:"state"`
+	Runtime string `json:"runtime"`
+	// Node is the Kubernetes node the record was made on (config
+	// node_name); empty when the operator did not set it.
+	Node       string     `json:"node,omitempty"`
+	CreatedAt  *time.Time `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	DeletedAt  *time.Time `json:"deleted_at"`
+	Image      Image      `json:"image"`
+	// PID is the container's init process (a sandbox's pause process) on
+	// the host, as the runtime reports it; 0 until it has started and
+	// again once it has exited.
 	PID          int               `json:"pid"`
 	Privileged   bool              `json:"privileged"`
 	UserUID      *int64            `json:"user_uid"`
@@ -57,9 +63,16 @@ type Record struct {
 // Image identifies what a container runs. A pod sandbox's image is the pause
 // image and never a workload image.
 type Image struct {
+	// Name is the image the pod spec asked for, as the kubelet passed it
+	// (busybox:1.36, or a name@sha256:digest).
 	Name string `json:"name"`
-	Ref  string `json:"ref"`
-	ID   string `json:"id"`
+	// Resolved is the name the runtime resolved it to: containerd answers
+	// the image's first tag, which may be another tag of the same image.
+	Resolved string `json:"resolved"`
+	// Ref is the runtime's image reference: a digest or the image ID.
+	Ref string `json:"ref"`
+	// ID is the image ID.
+	ID string `json:"id"`
 }
 
 // Mount is one bind mount of a container, as the runtime reports it.
@@ -78,6 +91,7 @@ type Resources struct {
 	CpusetCPUs         string `json:"cpuset_cpus,omitempty"`
 	CpusetMems         string `json:"cpuset_mems,omitempty"`
 	MemoryLimitInBytes int64  `json:"memory_limit_in_bytes,omitempty"`
+	OOMScoreAdj        int64  `json:"oom_score_adj,omitempty"`
 }
 
 // Pod is the pod a container belongs to, as read from its sandbox.

@@ -38,6 +38,7 @@ func Sandbox(resp *runtimeapi.PodSandboxStatusResponse, runtimeName string, opts
 	net, cniErr := sandboxNetwork(st.GetNetwork(), &info)
 	pod.IP, pod.AdditionalIPs, pod.CNIResult = net.ip, net.additionalIPs, net.cniResult
 	rec := sandboxRecord(st, &info, pod, runtimeName)
+	rec.Node = opts.NodeName
 	rec.Trimmed = lim.trimmed
 	packSandbox(&rec)
 	if cniErr != nil {
@@ -83,7 +84,7 @@ func sandboxRecord(st *runtimeapi.PodSandboxStatus, info *sandboxInfo, pod *Pod,
 		State:        pod.State,
 		Runtime:      runtimeName,
 		CreatedAt:    pod.CreatedAt,
-		Image:        Image{Name: firstNonEmpty(info.Image, ann.CRISandboxImageName, ann.CRIOImageName)},
+		Image:        sandboxImage(info, ann),
 		PID:          info.PID,
 		Privileged:   sandboxPrivileged(info),
 		UserUID:      info.RuntimeSpec.userUID(),
@@ -91,11 +92,18 @@ func sandboxRecord(st *runtimeapi.PodSandboxStatus, info *sandboxInfo, pod *Pod,
 		Annotations:  pod.Annotations,
 		CgroupPath:   sandboxCgroupPath(pod.SandboxID, info),
 		Mounts:       []Mount{},
-		Resources:    containerResources(nil, info.RuntimeSpec.resources()),
+		Resources:    containerResources(nil, info.RuntimeSpec),
 		IsPodSandbox: true,
 		Pod:          pod,
 		PodSource:    PodSourceSandboxStatus,
 	}
+}
+
+// sandboxImage is the pause image: the runtime names it once, so it is both
+// what was asked for and what was resolved.
+func sandboxImage(info *sandboxInfo, ann *specAnnotations) Image {
+	name := firstNonEmpty(info.Image, ann.CRISandboxImageName, ann.CRIOImageName)
+	return Image{Name: name, Resolved: name}
 }
 
 // hostNamespaces reads the NODE namespace modes from the status, else from

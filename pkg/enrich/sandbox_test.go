@@ -37,6 +37,7 @@ func TestSandbox_MapsRealRuntimeAnswers(t *testing.T) {
 		pause       string
 		cgroupPath  string
 		cpuShares   int64
+		oomScoreAdj int64
 	}{
 		{
 			dir: "containerd-1.6", file: "sandbox-status-verbose-0.json", id: cd16Sandbox0, runtime: "containerd",
@@ -72,6 +73,7 @@ func TestSandbox_MapsRealRuntimeAnswers(t *testing.T) {
 			},
 			ip: "10.77.0.4", cni: crioSandbox0CNI, pid: 6341, pause: "registry.k8s.io/pause:3.10",
 			cgroupPath: "/kubepods/burstable/pod0f1e2d3c-aaaa-bbbb-cccc-000000000001/crio-" + crioSandbox0, cpuShares: 2,
+			oomScoreAdj: -998, // CRI-O's spec process.oomScoreAdj for the pause process
 		},
 	}
 	for _, tt := range tests {
@@ -88,14 +90,14 @@ func TestSandbox_MapsRealRuntimeAnswers(t *testing.T) {
 			checkField(t, "Runtime", rec.Runtime, tt.runtime)
 			checkField(t, "CreatedAt", rec.CreatedAt, created)
 			checkField(t, "StartedAt", rec.StartedAt, (*time.Time)(nil))
-			checkField(t, "Image", rec.Image, Image{Name: tt.pause})
+			checkField(t, "Image", rec.Image, Image{Name: tt.pause, Resolved: tt.pause})
 			checkField(t, "PID", rec.PID, tt.pid)
 			checkField(t, "Privileged", rec.Privileged, false)
 			checkField(t, "UserUID", rec.UserUID, ptr(int64(0)))
 			checkField(t, "Labels", rec.Labels, tt.labels)
 			checkField(t, "Annotations", rec.Annotations, map[string]string(nil))
 			checkField(t, "CgroupPath", rec.CgroupPath, tt.cgroupPath)
-			checkField(t, "Resources", rec.Resources, Resources{CPUShares: tt.cpuShares})
+			checkField(t, "Resources", rec.Resources, Resources{CPUShares: tt.cpuShares, OOMScoreAdj: tt.oomScoreAdj})
 			checkField(t, "IsPodSandbox", rec.IsPodSandbox, true)
 			checkField(t, "PodSource", rec.PodSource, PodSourceSandboxStatus)
 			checkField(t, "Pod", rec.Pod, &Pod{

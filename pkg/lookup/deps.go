@@ -18,13 +18,17 @@ type Runtime interface {
 	Version(ctx context.Context) (*runtimeapi.VersionResponse, error)
 	ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatusResponse, error)
 	PodSandboxStatus(ctx context.Context, id string) (*runtimeapi.PodSandboxStatusResponse, error)
-	ListContainers(ctx context.Context) ([]*runtimeapi.Container, error)
-	ListPodSandbox(ctx context.Context) ([]*runtimeapi.PodSandbox, error)
+	// ListContainers and ListPodSandbox list what filter selects (nil:
+	// everything). A List filtered by ID is the cheap way to learn one
+	// object's state: no verbose info, no CNI result.
+	ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error)
+	ListPodSandbox(ctx context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error)
 }
 
 // Store is where finished records go. *cache.Cache implements it.
 type Store interface {
 	Put(rec enrich.Record)
+	Update(id string, fn func(enrich.Record) enrich.Record) bool
 	Get(idOrPrefix string) (enrich.Record, error)
 	GetSandbox(sandboxID string) (enrich.Record, bool)
 	MarkDeleted(id string, at time.Time) bool
@@ -37,6 +41,12 @@ type Recorder interface {
 	LookupFailed(stage, reason string)
 	FallbackHit(source string)
 	Retry(rpc, reason string)
+	// Waited counts IDs whose status was not asked yet because the
+	// runtime did not report them started (not_started) or known
+	// (not_registered) yet; cheap List calls told when to ask.
+	Waited(reason string)
+	// OnDemandRefused counts API lookups refused by the on-demand bound.
+	OnDemandRefused()
 	Trimmed(n int)
 	RelistDone(ok bool, added, deleted int)
 	Synced(at time.Time)

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
+	"math"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
@@ -18,6 +19,10 @@ import (
 // ErrNotFound means the runtime knows the ID neither as a container nor as a
 // pod sandbox (now, or recently: see the negative cache).
 var ErrNotFound = errors.New("not a container or pod sandbox of the runtime")
+
+// ErrRateLimited means an on-demand lookup was refused because API clients
+// asked for more unknown IDs than Options.OnDemandRate allows.
+var ErrRateLimited = errors.New("on-demand lookups over their rate limit")
 
 // Hint is what a source knows about an ID before the runtime is asked.
 type Hint struct {
@@ -28,10 +33,12 @@ type Hint struct {
 	// pod is most likely its sandbox, so PodSandboxStatus is asked first.
 	NewPod bool
 	// Exists says a source saw the ID exist (a cgroup, an event): NotFound
-	// then means "not created yet" and is retried.
+	// then means "not registered yet", and the engine waits for the
+	// runtime to list it instead of caching the miss.
 	Exists bool
-	// Cgroup says the ID's cgroup exists, so its first process does too:
-	// a record still in state created gets its PID from the cgroup.
+	// Cgroup says the ID was seen through its cgroup with no event stream
+	// to tell when it starts: its status is asked once the runtime lists
+	// it started (ready), so one ContainerStatus gives its PID.
 	Cgroup bool
 	// Gone says a source saw the ID go away: the runtime is asked again for
 	// its final state and NotFound means deleted.
@@ -44,18 +51,20 @@ type Hint struct {
 
 // Options tune the engine. Zero values take the defaults.
 type Options struct {
-	Concurrency  int           // parallel lookups towards the runtime (4)
-	RateLimit    float64       // runtime calls per second; 0 is unlimited
-	MaxRetries   int           // tries after the first for transient failures; 0 never retries
-	RetryBase    time.Duration // first retry delay (100ms)
-	RetryMax     time.Duration // retry delay cap (2s)
-	NegativeTTL  time.Duration // first negative-cache period (30s)
-	NegativeMax  time.Duration // negative-cache period cap (30m)
-	Enrich       enrich.Options
-	Now          func() time.Time
-	Sleep        func(ctx context.Context, d time.Duration) error
-	PIDOfCgroup  func(cgroupPath string) int // the first PID in a container cgroup, 0 if none
-	SyncDeadline time.Duration               // bound of one bootstrap or relist (30s)
+	Concurrency   int           // parallel lookups towards the runtime (4)
+	RateLimit     float64       // runtime calls per second, in bursts of up to one second's worth; 0 is unlimited
+	OnDemandRate  float64       // API lookups of unknown IDs per second; 0 is unlimited
+	OnDemandBurst int           // API lookups of unknown IDs at once (1)
+	MaxRetries    int           // tries after the first for transient failures; 0 never retries
+	RetryBase     time.Duration // first retry delay (100ms)
+	RetryMax      time.Duration // retry delay cap (2s)
+	NegativeTTL   time.Duration // first negative-cache period (30s)
+	NegativeMax   time.Duration // negative-cache period cap (30m)
+	Enrich        enrich.Options
+	Now           func() time.Time
+	Sleep         func(ctx context.Context, d time.Duration) error
+	SyncDeadline  time.Duration // bound of one bootstrap or relist (30s)
+	Wait          WaitOptions
 }
 
 func (o *Options) setDefaults() {
@@ -77,6 +86,9 @@ func (o *Options) setDefaults() {
 	if o.NegativeMax < o.NegativeTTL {
 		o.NegativeMax = 30 * time.Minute
 	}
+	if o.OnDemandBurst <= 0 {
+		o.OnDemandBurst = 1
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -86,6 +98,16 @@ func (o *Options) setDefaults() {
 	if o.SyncDeadline <= 0 {
 		o.SyncDeadline = 30 * time.Second
 	}
+	o.Wait.setDefaults()
+}
+
+// newRateLimiter is a token bucket of perSecond tokens a second holding up
+// to burst; perSecond 0 is no limit at all.
+func newRateLimiter(perSecond float64, burst int) *rate.Limiter {
+	if perSecond <= 0 {
+		return rate.NewLimiter(rate.Inf, 0)
+	}
+	return rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
 }
 
 // call is one queued or running lookup; everyone asking for the same ID
@@ -99,12 +121,14 @@ type call struct {
 
 // Engine turns IDs into cached records.
 type Engine struct {
-	rt    Runtime
-	store Store
-	rec   Recorder
-	log   *zap.Logger
-	opts  Options
-	limit *limiter
+	rt       Runtime
+	store    Store
+	rec      Recorder
+	log      *zap.Logger
+	opts     Options
+	limit    *rate.Limiter // every runtime call
+	ondemand *rate.Limiter // API lookups of IDs nobody else asked for
+	waits    *waiter
 
 	sandboxes singleflight.Group
 
@@ -126,30 +150,36 @@ type negEntry struct {
 // New creates an engine; Run starts its workers.
 func New(rt Runtime, store Store, rec Recorder, log *zap.Logger, opts Options) *Engine {
 	opts.setDefaults()
-	return &Engine{
+	e := &Engine{
 		rt: rt, store: store, rec: rec, log: log, opts: opts,
-		limit:    newLimiter(opts.RateLimit, opts.Now, opts.Sleep),
+		limit:    newRateLimiter(opts.RateLimit, int(math.Ceil(opts.RateLimit))),
+		ondemand: newRateLimiter(opts.OnDemandRate, opts.OnDemandBurst),
 		wake:     make(chan struct{}, 1),
 		calls:    make(map[string]*call),
 		negative: make(map[string]negEntry),
 		stale:    make(map[string]bool),
 		pending:  make(map[string]func(enrich.Record) enrich.Record),
 	}
+	e.waits = newWaiter(e, opts.Wait)
+	return e
 }
 
 // Stats is the engine's accounting, read at scrape time.
 type Stats struct {
-	Queued, InFlight, Negative int
+	Queued, InFlight, Negative, Waiting int
 }
 
-// Stats returns the queue depth, the lookups running and the negative-cache size.
+// Stats returns the queue depth, the lookups running, the negative-cache
+// size and the IDs waiting for the runtime to report them started.
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return Stats{Queued: len(e.queue), InFlight: e.running, Negative: len(e.negative)}
+	s := Stats{Queued: len(e.queue), InFlight: e.running, Negative: len(e.negative)}
+	e.mu.Unlock()
+	s.Waiting = e.waits.len()
+	return s
 }
 
-// Run runs the workers until ctx ends.
+// Run runs the workers and the waiter until ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i := 0; i < e.opts.Concurrency; i++ {
@@ -159,17 +189,47 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.work(ctx)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.waits.run(ctx)
+	}()
 	wg.Wait()
 	e.failQueued(ctx.Err())
 	return nil
 }
 
 // Submit queues a lookup of id unless it is cached (and not forced), already
-// queued or running, or negatively cached. It never blocks.
+// queued or running, or negatively cached. An ID seen only through its
+// cgroup first waits for the runtime to list it started. It never blocks.
 func (e *Engine) Submit(id string, hint Hint) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if hint.Cgroup && !hint.Force && !hint.Gone && e.calls[id] == nil && e.notStartedLocked(id) {
+		e.waits.add(id, hint, reasonNotStarted)
+		return
+	}
 	e.submitLocked(id, hint)
+}
+
+// notStartedLocked says whether id is worth waiting for: unknown (and not
+// negatively cached), or cached as a container that has not started yet.
+func (e *Engine) notStartedLocked(id string) bool {
+	if rec, err := e.store.Get(id); err == nil {
+		return rec.ID == id && !rec.IsPodSandbox && rec.State == "created" && rec.DeletedAt == nil
+	}
+	n, ok := e.negative[id]
+	return !ok || !e.opts.Now().Before(n.until)
+}
+
+// skipLocked says whether an unforced lookup of id has nothing to do: it is
+// cached, or negatively cached.
+func (e *Engine) skipLocked(id string) bool {
+	if _, err := e.store.Get(id); err == nil {
+		return true
+	}
+	n, ok := e.negative[id]
+	return ok && e.opts.Now().Before(n.until)
 }
 
 func (e *Engine) submitLocked(id string, hint Hint) *call {
@@ -177,14 +237,10 @@ func (e *Engine) submitLocked(id string, hint Hint) *call {
 		c.hint = mergeHints(c.hint, hint)
 		return c
 	}
-	if !hint.Force && !hint.Gone {
-		if _, err := e.store.Get(id); err == nil {
-			return nil
-		}
-		if n, ok := e.negative[id]; ok && e.opts.Now().Before(n.until) {
-			return nil
-		}
+	if !hint.Force && !hint.Gone && e.skipLocked(id) {
+		return nil
 	}
+	e.waits.remove(id)
 	c := &call{hint: hint, done: make(chan struct{})}
 	e.calls[id] = c
 	if hint.Urgent {
@@ -208,7 +264,10 @@ func mergeHints(a, b Hint) Hint {
 }
 
 // Lookup returns id's record, from the cache or by looking it up now (and
-// sharing a lookup already queued or running). id must be a full ID.
+// sharing a lookup already queued or running). id must be a full ID. A
+// lookup only an API client wants is bounded by Options.OnDemandRate:
+// beyond it, ErrRateLimited, so a local client cannot make the daemon
+// hammer the runtime with made-up IDs.
 func (e *Engine) Lookup(ctx context.Context, id string) (enrich.Record, error) {
 	if rec, err := e.store.Get(id); err == nil {
 		return rec, nil
@@ -217,6 +276,11 @@ func (e *Engine) Lookup(ctx context.Context, id string) (enrich.Record, error) {
 	if n, ok := e.negative[id]; ok && e.opts.Now().Before(n.until) {
 		e.mu.Unlock()
 		return enrich.Record{}, fmt.Errorf("%s: %w", id, ErrNotFound)
+	}
+	if _, shared := e.calls[id]; !shared && !e.waits.has(id) && !e.ondemand.Allow() {
+		e.mu.Unlock()
+		e.rec.OnDemandRefused()
+		return enrich.Record{}, fmt.Errorf("lookup %s: %w", id, ErrRateLimited)
 	}
 	c := e.submitLocked(id, Hint{Urgent: true})
 	e.mu.Unlock()
@@ -286,6 +350,9 @@ func (e *Engine) next() (string, *call, Hint) {
 	return id, c, c.hint
 }
 
+// finish applies the updates that came in while the lookup ran (an event
+// must not be lost to an answer the runtime gave before it), then releases
+// everyone waiting.
 func (e *Engine) finish(id string, c *call) {
 	e.mu.Lock()
 	e.running--
@@ -293,9 +360,11 @@ func (e *Engine) finish(id string, c *call) {
 	update := e.pending[id]
 	delete(e.pending, id)
 	e.mu.Unlock()
-	if update != nil && c.err == nil {
-		c.rec = update(c.rec)
-		e.store.Put(c.rec)
+	if update != nil && c.err == nil && e.store.Update(id, update) {
+		if rec, err := e.store.Get(id); err == nil && rec.ID == id {
+			c.rec = rec
+			e.askPID(rec)
+		}
 	}
 	close(c.done)
 }
@@ -312,9 +381,10 @@ func (e *Engine) failQueued(err error) {
 	e.queue = nil
 }
 
-// Update applies fn to id's record: now if it is cached, else as soon as a
-// lookup running for it finishes. It reports whether it could do either.
-// Events use it to change state without asking the runtime again.
+// Update applies fn to id's record, atomically in the store: now if it is
+// cached, else as soon as a lookup running for it finishes. It reports
+// whether it could do either. Events and relists use it to change state
+// without asking the runtime again; the store keeps states moving forward.
 func (e *Engine) Update(id string, fn func(enrich.Record) enrich.Record) bool {
 	e.mu.Lock()
 	if _, running := e.calls[id]; running {
@@ -329,14 +399,22 @@ func (e *Engine) Update(id string, fn func(enrich.Record) enrich.Record) bool {
 		return true
 	}
 	e.mu.Unlock()
-	rec, err := e.store.Get(id)
-	if err != nil || rec.ID != id {
+	if !e.store.Update(id, fn) {
 		return false
 	}
-	if next := fn(rec); !reflect.DeepEqual(next, rec) {
-		e.store.Put(next) // unchanged records would wake every watcher for nothing
+	if rec, err := e.store.Get(id); err == nil && rec.ID == id {
+		e.askPID(rec)
 	}
 	return true
+}
+
+// askPID asks once more for a container that an event or a list moved to
+// running without its PID: only ContainerStatus tells the init process, so
+// the record would otherwise say running with PID 0.
+func (e *Engine) askPID(rec enrich.Record) {
+	if !rec.IsPodSandbox && rec.State == "running" && rec.PID == 0 && rec.DeletedAt == nil {
+		e.Submit(rec.ID, Hint{Force: true})
+	}
 }
 
 // MarkDeleted records that the runtime deleted id. A lookup of id still
@@ -344,6 +422,7 @@ func (e *Engine) Update(id string, fn func(enrich.Record) enrich.Record) bool {
 // container that is gone.
 func (e *Engine) MarkDeleted(id string) {
 	at := e.opts.Now()
+	e.waits.remove(id)
 	if !e.Update(id, func(r enrich.Record) enrich.Record {
 		if r.DeletedAt == nil {
 			r.DeletedAt = &at

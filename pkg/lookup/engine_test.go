@@ -227,28 +227,46 @@ func TestLookup_RetriesTransientCodesOnly(t *testing.T) {
 	}
 }
 
-func TestLookup_NotFoundIsRetriedOnlyForIDsSeenToExist(t *testing.T) {
+func TestLookup_ACgroupTheRuntimeDoesNotKnowYetWaitsOnListsNotStatusCalls(t *testing.T) {
 	rt := newFakeRuntime()
-	e, _, rec := newTestEngine(t, rt, Options{MaxRetries: 2})
-	id := hexID('f', 1)
+	e, c, rec := newTestEngine(t, rt, Options{MaxRetries: 2, Wait: fastWait})
+	id := hexID('c', 100) // the first container of pod 1, before the runtime has it
 	e.Submit(id, Hint{Exists: true, Cgroup: true})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.Wait(ctx, []string{id}); err != nil {
-		t.Fatal(err)
+	waitFor(t, func() bool { return rt.Calls("ListContainers") >= 3 })
+	if got := rt.Calls("ContainerStatus") + rt.Calls("PodSandboxStatus"); got != 0 {
+		t.Fatalf("status calls while the runtime did not list the ID = %d, want 0", got)
 	}
-	if got := rt.Calls("ContainerStatus"); got != 3 {
-		t.Errorf("ContainerStatus calls for a cgroup not yet known = %d, want 1 + 2 retries", got)
+	if e.Stats().Waiting != 1 || rec.Get("wait:not_started") != 1 {
+		t.Fatalf("waiting = %d, waits counted %v; want 1 waiting, counted once", e.Stats().Waiting, rec.counts)
 	}
-	if rec.Get("retry:ContainerStatus:not_found") != 2 {
-		t.Errorf("not_found retries not counted: %v", rec.counts)
+	sb, ctrs := rt.addPod(1, 1)
+	waitFor(t, func() bool { _, err := c.Get(ctrs[0]); return err == nil })
+	if got := rt.Calls("ContainerStatus"); got != 1 {
+		t.Errorf("ContainerStatus calls = %d, want 1 once the runtime listed the container running", got)
+	}
+	if got, _ := c.Get(ctrs[0]); got.PID == 0 || got.Pod == nil || got.Pod.SandboxID != sb {
+		t.Errorf("record = pid %d, pod %+v; want the runtime's PID and its pod", got.PID, got.Pod)
+	}
+	if e.Stats().Waiting != 0 || rec.Get("retry:ContainerStatus:not_found") != 0 {
+		t.Errorf("waiting = %d, retries %v; want none left and no retries", e.Stats().Waiting, rec.counts)
 	}
 	other := hexID('f', 2)
 	if _, err := lookupNow(t, e, other); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
 	}
-	if got := rt.Calls("ContainerStatus"); got != 4 {
-		t.Errorf("an on-demand lookup of an unknown ID was retried: ContainerStatus calls = %d, want 4", got)
+	if got := rt.Calls("ContainerStatus"); got != 2 {
+		t.Errorf("an on-demand lookup of an unknown ID was retried: ContainerStatus calls = %d, want 2", got)
+	}
+}
+
+func TestLookup_WaitForACgroupTheRuntimeNeverListsEndsInTheNegativeCache(t *testing.T) {
+	rt := newFakeRuntime()
+	e, _, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: time.Millisecond, Max: 2 * time.Millisecond, GiveUp: 50 * time.Millisecond}})
+	id := hexID('f', 9)
+	e.Submit(id, Hint{Exists: true, Cgroup: true})
+	waitFor(t, func() bool { s := e.Stats(); return s.Waiting == 0 && s.Negative == 1 })
+	if got := rt.Calls("ContainerStatus") + rt.Calls("PodSandboxStatus"); got != 0 {
+		t.Errorf("status calls for an ID never listed = %d, want 0", got)
 	}
 }
 

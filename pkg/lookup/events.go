@@ -3,7 +3,9 @@ package lookup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,21 +39,28 @@ const (
 	streamBackoff  = 30 * time.Second
 )
 
+// ErrNoEvents means the runtime serves no CRI event stream although
+// runtime.events is "on".
+var ErrNoEvents = errors.New("the runtime serves no CRI event stream")
+
 // Events follows the runtime's container events, so a container is looked
 // up on CREATED, before its first process runs.
 type Events struct {
-	engine *Engine
-	rt     EventRuntime
-	rec    StreamRecorder
-	log    *zap.Logger
-	resync func()
-	active atomic.Bool
+	engine   *Engine
+	rt       EventRuntime
+	rec      StreamRecorder
+	log      *zap.Logger
+	resync   func()
+	required bool
+	active   atomic.Bool
 }
 
 // NewEvents creates an event follower; resync is called after a broken
-// stream is reopened, since events may have been missed meanwhile.
-func NewEvents(e *Engine, rt EventRuntime, rec StreamRecorder, log *zap.Logger, resync func()) *Events {
-	return &Events{engine: e, rt: rt, rec: rec, log: log, resync: resync}
+// stream is reopened, since events may have been missed meanwhile. With
+// required, a runtime without events is an error (runtime.events: on)
+// instead of a fallback to the cgroup watcher.
+func NewEvents(e *Engine, rt EventRuntime, rec StreamRecorder, log *zap.Logger, resync func(), required bool) *Events {
+	return &Events{engine: e, rt: rt, rec: rec, log: log, resync: resync, required: required}
 }
 
 // Active says whether the stream currently feeds the engine.
@@ -64,19 +73,18 @@ func (ev *Events) Run(ctx context.Context) error {
 	for opened := 0; ; opened++ {
 		start := time.Now()
 		got, err := ev.follow(ctx)
-		ev.setActive(false)
+		ev.active.Store(false)
+		ev.rec.EventStreamState(false)
 		ev.rt.ObserveStreamEnd(err, time.Since(start))
 		if ctx.Err() != nil {
 			return nil
 		}
 		if codeOf(err) == codes.Unimplemented {
-			ev.noEvents("runtime does not serve GetContainerEvents")
-			return nil
+			return ev.noEvents("runtime does not serve GetContainerEvents")
 		}
 		if got == 0 && time.Since(start) < quickEnd {
 			if quick++; quick >= quickEndsLimit {
-				ev.noEvents("runtime ends the event stream at once (events disabled)")
-				return nil
+				return ev.noEvents("runtime ends the event stream at once (events disabled)")
 			}
 		} else {
 			quick, delay = 0, time.Second
@@ -91,17 +99,20 @@ func (ev *Events) Run(ctx context.Context) error {
 	}
 }
 
-func (ev *Events) noEvents(why string) {
+func (ev *Events) noEvents(why string) error {
+	if ev.required {
+		return fmt.Errorf("runtime.events is on, but %s: %w", why, ErrNoEvents)
+	}
 	ev.log.Info("no CRI event stream; the cgroup watcher alone feeds lookups", zap.String("reason", why))
 	ev.rec.EventSource("cgroup")
-}
-
-func (ev *Events) setActive(on bool) {
-	ev.active.Store(on)
-	ev.rec.EventStreamState(on)
+	return nil
 }
 
 // follow reads one stream until it breaks and says how many events it got.
+// The cgroup watcher counts on the stream from the moment it is open; the
+// metrics call it connected once it has stayed open for quickEnd (the
+// runtime sends nothing on a quiet node, and a refusing runtime ends the
+// stream sooner than that) or an event arrived.
 func (ev *Events) follow(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -109,26 +120,39 @@ func (ev *Events) follow(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	ev.active.Store(true)
+	var once sync.Once
+	connected := func() {
+		once.Do(func() {
+			ev.rec.EventStreamState(true)
+			ev.rec.EventSource("events")
+		})
+	}
+	open := time.AfterFunc(quickEnd, connected)
+	defer open.Stop()
 	for n := 0; ; n++ {
 		msg, err := stream.Recv()
 		if err != nil {
+			open.Stop()
 			if errors.Is(err, io.EOF) {
 				err = io.EOF
 			}
 			return n, err
 		}
-		if n == 0 {
-			ev.setActive(true)
-			ev.rec.EventSource("events")
-		}
+		connected()
 		ev.handle(msg)
 	}
 }
 
 func codeOf(err error) codes.Code { return statusCode(err) }
 
-// handle applies one event. Only CREATED (and a STARTED for an unknown ID)
-// asks the runtime; the rest update the record from the event itself.
+// handle applies one event. A container is looked up on CREATED, before
+// its first process runs; STARTED then asks once more for its PID, which
+// only ContainerStatus tells. A sandbox is looked up once it is ready: its
+// network is set up by then, and a sandbox stored not ready could never
+// become ready (states only move forward). Stops and deletions change the
+// record from the event itself; a stopped sandbox is asked again, since its
+// network (IP) is gone and its containers' pod follows it.
 func (ev *Events) handle(msg *runtimeapi.ContainerEventResponse) {
 	id := msg.GetContainerId()
 	sb := msg.GetPodSandboxStatus()
@@ -136,44 +160,48 @@ func (ev *Events) handle(msg *runtimeapi.ContainerEventResponse) {
 	kind := msg.GetContainerEventType()
 	ev.rec.RuntimeEvent(eventName(kind))
 	e := ev.engine
-	switch kind {
-	case runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT:
-		e.Submit(id, Hint{Sandbox: isSandbox, Exists: true})
-	case runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT:
-		if !e.Update(id, ev.started(msg, isSandbox)) {
-			e.Submit(id, Hint{Sandbox: isSandbox, Exists: true})
-		}
-	case runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT:
-		e.Update(id, ev.stopped(msg, isSandbox))
-	case runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT:
+	switch {
+	case kind == runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT:
 		e.MarkDeleted(id)
+	case isSandbox:
+		ev.handleSandbox(id, kind)
+	case kind == runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT:
+		e.Submit(id, Hint{Exists: true})
+	case kind == runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT:
+		if !e.Update(id, started(statusOf(msg))) {
+			e.Submit(id, Hint{Exists: true})
+		}
+	case kind == runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT:
+		e.Update(id, stopped(statusOf(msg)))
 	}
 }
 
-func (ev *Events) started(msg *runtimeapi.ContainerEventResponse, isSandbox bool) func(enrich.Record) enrich.Record {
-	if isSandbox {
-		return withSandboxState(runtimeapi.PodSandboxState_SANDBOX_READY)
+func (ev *Events) handleSandbox(id string, kind runtimeapi.ContainerEventType) {
+	e := ev.engine
+	switch kind {
+	case runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT:
+		e.Submit(id, Hint{Sandbox: true, Exists: true})
+	case runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT:
+		e.Update(id, withSandboxState(runtimeapi.PodSandboxState_SANDBOX_NOTREADY))
+		e.InvalidateSandbox(id)
+		e.Submit(id, Hint{Sandbox: true, Force: true})
 	}
-	st := statusOf(msg)
+}
+
+func started(st *runtimeapi.ContainerStatus) func(enrich.Record) enrich.Record {
 	return func(r enrich.Record) enrich.Record {
 		r.State = "running"
 		if t := nsTime(st.GetStartedAt()); t != nil {
 			r.StartedAt = t
 		}
-		if r.PID == 0 && ev.engine.opts.PIDOfCgroup != nil && r.CgroupPath != "" {
-			r.PID = ev.engine.opts.PIDOfCgroup(r.CgroupPath)
-		}
 		return r
 	}
 }
 
-func (ev *Events) stopped(msg *runtimeapi.ContainerEventResponse, isSandbox bool) func(enrich.Record) enrich.Record {
-	if isSandbox {
-		return withSandboxState(runtimeapi.PodSandboxState_SANDBOX_NOTREADY)
-	}
-	st := statusOf(msg)
+func stopped(st *runtimeapi.ContainerStatus) func(enrich.Record) enrich.Record {
 	return func(r enrich.Record) enrich.Record {
 		r.State = "exited"
+		r.PID = 0
 		if t := nsTime(st.GetFinishedAt()); t != nil {
 			r.FinishedAt = t
 		}

@@ -91,28 +91,35 @@ func (f *fakeRuntime) PodSandboxStatus(_ context.Context, id string) (*runtimeap
 	return r, nil
 }
 
-func (f *fakeRuntime) ListContainers(context.Context) ([]*runtimeapi.Container, error) {
-	if err := f.count("ListContainers", ""); err != nil {
+func (f *fakeRuntime) ListContainers(_ context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error) {
+	if err := f.count("ListContainers", filter.GetId()); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []*runtimeapi.Container
 	for id, r := range f.containers {
-		out = append(out, &runtimeapi.Container{Id: id, State: r.GetStatus().GetState(), PodSandboxId: sandboxOf(r)})
+		if filter.GetId() != "" && filter.GetId() != id {
+			continue
+		}
+		out = append(out, &runtimeapi.Container{Id: id, State: r.GetStatus().GetState(), PodSandboxId: sandboxOf(r),
+			CreatedAt: r.GetStatus().GetCreatedAt()})
 	}
 	return out, nil
 }
 
-func (f *fakeRuntime) ListPodSandbox(context.Context) ([]*runtimeapi.PodSandbox, error) {
-	if err := f.count("ListPodSandbox", ""); err != nil {
+func (f *fakeRuntime) ListPodSandbox(_ context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error) {
+	if err := f.count("ListPodSandbox", filter.GetId()); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []*runtimeapi.PodSandbox
 	for id, r := range f.sandboxes {
-		out = append(out, &runtimeapi.PodSandbox{Id: id, State: r.GetStatus().GetState()})
+		if filter.GetId() != "" && filter.GetId() != id {
+			continue
+		}
+		out = append(out, &runtimeapi.PodSandbox{Id: id, State: r.GetStatus().GetState(), CreatedAt: r.GetStatus().GetCreatedAt()})
 	}
 	return out, nil
 }
@@ -206,6 +213,8 @@ func (r *recorder) LookupDone(result string)          { r.add("lookup:" + result
 func (r *recorder) LookupFailed(stage, reason string) { r.add("fail:" + stage + ":" + reason) }
 func (r *recorder) FallbackHit(source string)         { r.add("fallback:" + source) }
 func (r *recorder) Retry(rpc, reason string)          { r.add("retry:" + rpc + ":" + reason) }
+func (r *recorder) Waited(reason string)              { r.add("wait:" + reason) }
+func (r *recorder) OnDemandRefused()                  { r.add("ondemand_refused") }
 func (r *recorder) Trimmed(n int)                     { r.add("trimmed") }
 func (r *recorder) RelistDone(ok bool, a, d int)      { r.add(fmt.Sprintf("relist:%v", ok)) }
 func (r *recorder) Synced(time.Time)                  { r.add("synced") }
@@ -225,3 +234,6 @@ func newTestEngine(t *testing.T, rt Runtime, opts Options) (*Engine, *cache.Cach
 	t.Cleanup(func() { cancel(); <-done })
 	return e, c, rec
 }
+
+// fastWait polls the fake runtime's lists every millisecond or two.
+var fastWait = WaitOptions{First: time.Millisecond, Max: 2 * time.Millisecond, GiveUp: 5 * time.Second}

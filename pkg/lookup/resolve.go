@@ -15,11 +15,8 @@ import (
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
 
-// errNotStarted marks a container whose cgroup exists but whose runtime
-// state still says created: its PID is not known yet, so it is asked again.
-var errNotStarted = errors.New("container not started yet")
-
-// resolve looks id up with retries and stores the result.
+// resolve looks id up with retries of transient failures and stores the
+// result.
 func (e *Engine) resolve(ctx context.Context, id string, hint Hint) (enrich.Record, error) {
 	var rec enrich.Record
 	var err error
@@ -29,15 +26,10 @@ func (e *Engine) resolve(ctx context.Context, id string, hint Hint) (enrich.Reco
 		if cached, ok := e.cached(id, hint); ok {
 			return cached, nil
 		}
-		rec, err = e.resolveOnce(ctx, id, hint, try >= e.opts.MaxRetries)
-		reason, again := e.retryable(err, hint)
+		rec, err = e.resolveOnce(ctx, id, hint)
+		reason, again := e.retryable(err)
 		if !again || try >= e.opts.MaxRetries || ctx.Err() != nil {
 			break
-		}
-		if errors.Is(err, errNotStarted) {
-			// Serve what is known now; the retry only adds the state.
-			e.store.Put(e.lastResortPID(rec))
-			hint.Force = true
 		}
 		e.rec.Retry(retryRPC(err), reason)
 		if e.sleepBackoff(ctx, try) != nil {
@@ -58,11 +50,6 @@ func (e *Engine) cached(id string, hint Hint) (enrich.Record, bool) {
 // settle records the outcome of a lookup.
 func (e *Engine) settle(id string, rec enrich.Record, err error, hint Hint) (enrich.Record, error) {
 	switch {
-	case errors.Is(err, errNotStarted):
-		rec = e.lastResortPID(rec)
-		e.store.Put(rec) // the record is right but for the PID; serve it
-		e.rec.LookupDone(ResultContainer)
-		return rec, nil
 	case err == nil:
 		e.remember(id, true)
 		e.store.Put(rec)
@@ -71,6 +58,11 @@ func (e *Engine) settle(id string, rec enrich.Record, err error, hint Hint) (enr
 	case isNotFound(err) && hint.Gone:
 		e.store.MarkDeleted(id, e.opts.Now())
 		e.rec.LookupDone(ResultDeleted)
+		return enrich.Record{}, fmt.Errorf("%s: %w", id, ErrNotFound)
+	case isNotFound(err) && hint.Exists && !hint.Force:
+		// Seen to exist, not known to the runtime yet: wait for it to
+		// list the ID rather than asking its status again and again.
+		e.waits.add(id, hint, reasonNotRegistered)
 		return enrich.Record{}, fmt.Errorf("%s: %w", id, ErrNotFound)
 	case isNotFound(err):
 		e.remember(id, false)
@@ -92,21 +84,16 @@ func resultOf(rec enrich.Record) string {
 // resolveOnce asks the runtime what id is. A sandbox is an ID the runtime
 // answers PodSandboxStatus for; ContainerStatus answering NotFound alone never
 // makes an ID a sandbox, and a timeout never does.
-//
-// The first cgroup of a pod nobody knows yet is almost always its sandbox,
-// which the runtime registers a moment after the cgroup appears; so for
-// such an ID a NotFound from PodSandboxStatus is retried as it is, and
-// ContainerStatus is asked only on the last try.
-func (e *Engine) resolveOnce(ctx context.Context, id string, hint Hint, last bool) (enrich.Record, error) {
+func (e *Engine) resolveOnce(ctx context.Context, id string, hint Hint) (enrich.Record, error) {
 	reuse := !hint.Force && !hint.Gone
 	if hint.Sandbox || hint.NewPod {
 		rec, err := e.fetchSandbox(ctx, id, reuse)
-		if !isNotFound(err) || hint.Sandbox || (hint.Exists && !last) {
+		if !isNotFound(err) || hint.Sandbox {
 			return rec, err
 		}
-		return e.fetchContainer(ctx, id, hint)
+		return e.fetchContainer(ctx, id)
 	}
-	rec, err := e.fetchContainer(ctx, id, hint)
+	rec, err := e.fetchContainer(ctx, id)
 	if !isNotFound(err) {
 		return rec, err
 	}
@@ -117,8 +104,8 @@ func (e *Engine) resolveOnce(ctx context.Context, id string, hint Hint, last boo
 }
 
 // fetchContainer asks ContainerStatus and attaches the pod.
-func (e *Engine) fetchContainer(ctx context.Context, id string, hint Hint) (enrich.Record, error) {
-	if err := e.limit.wait(ctx); err != nil {
+func (e *Engine) fetchContainer(ctx context.Context, id string) (enrich.Record, error) {
+	if err := e.limit.Wait(ctx); err != nil {
 		return enrich.Record{}, err
 	}
 	resp, err := e.rt.ContainerStatus(ctx, id)
@@ -140,30 +127,7 @@ func (e *Engine) fetchContainer(ctx context.Context, id string, hint Hint) (enri
 	if source != enrich.PodSourceSandboxStatus {
 		e.rec.FallbackHit(string(source))
 	}
-	return e.fillPID(rec, hint)
-}
-
-// fillPID completes a container whose process started after the runtime
-// answered: the PID comes from its cgroup, or it is asked again.
-//
-// A cgroup appears when the runtime creates the task, a moment before it
-// starts it; a ContainerStatus in between still says created. That answer
-// is asked again (a counted retry), and only when the retries run out is
-// the PID taken from the cgroup, with the state left as the runtime said.
-func (e *Engine) fillPID(rec enrich.Record, hint Hint) (enrich.Record, error) {
-	if rec.PID != 0 || rec.State != "created" || !hint.Cgroup {
-		return rec, nil
-	}
-	return rec, errNotStarted
-}
-
-// lastResortPID fills the PID of a container that never left "created"
-// while its cgroup held a process.
-func (e *Engine) lastResortPID(rec enrich.Record) enrich.Record {
-	if rec.PID == 0 && e.opts.PIDOfCgroup != nil && rec.CgroupPath != "" {
-		rec.PID = e.opts.PIDOfCgroup(rec.CgroupPath)
-	}
-	return rec
+	return rec, nil
 }
 
 // podFor finds the pod of a container: the cached sandbox (one
@@ -204,7 +168,7 @@ func (e *Engine) fetchSandbox(ctx context.Context, id string, reuse bool) (enric
 		if rec, ok := e.store.GetSandbox(id); reuse && ok && rec.Pod != nil && rec.DeletedAt == nil && !e.isStale(id) {
 			return rec, nil
 		}
-		if err := e.limit.wait(ctx); err != nil {
+		if err := e.limit.Wait(ctx); err != nil {
 			return enrich.Record{}, err
 		}
 		resp, err := e.rt.PodSandboxStatus(ctx, id)
@@ -259,19 +223,14 @@ func retryRPC(err error) string {
 	if errors.As(err, &r) {
 		return r.rpc
 	}
-	if errors.Is(err, errNotStarted) {
-		return "ContainerStatus"
-	}
 	return "none"
 }
 
-// retryable says whether err is worth another try, and why.
-func (e *Engine) retryable(err error, hint Hint) (string, bool) {
+// retryable says whether err is worth another try, and why: only transient
+// failures are. An ID the runtime does not know yet waits (see waiter).
+func (e *Engine) retryable(err error) (string, bool) {
 	if err == nil {
 		return "", false
-	}
-	if errors.Is(err, errNotStarted) {
-		return "not_started", true
 	}
 	var r *rpcError
 	if !errors.As(err, &r) {
@@ -285,10 +244,6 @@ func (e *Engine) retryable(err error, hint Hint) (string, bool) {
 		// the same oversized answer would come back: only throttling is
 		// worth another try.
 		return reasonOf(r.err), !tooLarge(r.err)
-	case codes.NotFound:
-		// Seen to exist but not known yet: the runtime registers a
-		// container or sandbox a moment after its cgroup appears.
-		return "not_found", hint.Exists && !hint.Gone
 	}
 	return "", false
 }

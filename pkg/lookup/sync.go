@@ -37,16 +37,16 @@ func (e *Engine) Sync(ctx context.Context) (SyncReport, error) {
 	if err != nil {
 		return SyncReport{}, e.syncFailed(fmt.Errorf("sync: %w", err))
 	}
-	sandboxes, err := e.rt.ListPodSandbox(ctx)
+	sandboxes, err := e.rt.ListPodSandbox(ctx, nil)
 	if err != nil {
 		return SyncReport{}, e.syncFailed(fmt.Errorf("sync: %w", err))
 	}
-	containers, err := e.rt.ListContainers(ctx)
+	containers, err := e.rt.ListContainers(ctx, nil)
 	if err != nil {
 		return SyncReport{}, e.syncFailed(fmt.Errorf("sync: %w", err))
 	}
 	rep := SyncReport{Runtime: v.GetRuntimeName(), RuntimeVersion: v.GetRuntimeVersion(), Sandboxes: len(sandboxes), Containers: len(containers)}
-	live, queued := e.queueListed(sandboxes, containers)
+	live, queued := e.queueListed(sandboxes, containers, start)
 	rep.Added = len(queued)
 	rep.Deleted = e.deleteMissing(live, start)
 	if err := e.Wait(ctx, queued); err != nil {
@@ -64,12 +64,21 @@ func (e *Engine) syncFailed(err error) error {
 }
 
 // queueListed queues lookups for listed IDs the cache lacks and applies the
-// lists' states to the ones it has.
-func (e *Engine) queueListed(sandboxes []*runtimeapi.PodSandbox, containers []*runtimeapi.Container) (map[string]struct{}, []string) {
+// lists' states to the ones it has. A sandbox listed not ready and young is
+// most likely still being set up: it waits until it is ready (see waiter).
+func (e *Engine) queueListed(sandboxes []*runtimeapi.PodSandbox, containers []*runtimeapi.Container, listedAt time.Time) (map[string]struct{}, []string) {
 	live := make(map[string]struct{}, len(sandboxes)+len(containers))
 	var queued []string
 	for _, sb := range sandboxes {
 		live[sb.GetId()] = struct{}{}
+		if settingUp(sb, listedAt, e.opts.Wait.GiveUp) {
+			e.mu.Lock()
+			if !e.skipLocked(sb.GetId()) {
+				e.waits.add(sb.GetId(), Hint{Sandbox: true, Exists: true}, reasonNotStarted)
+			}
+			e.mu.Unlock()
+			continue
+		}
 		if e.queue1(sb.GetId(), Hint{Sandbox: true}) {
 			queued = append(queued, sb.GetId())
 			continue
@@ -87,16 +96,25 @@ func (e *Engine) queueListed(sandboxes []*runtimeapi.PodSandbox, containers []*r
 	return live, queued
 }
 
-// refreshSandbox applies a listed sandbox's state to its cached record.
-// A sandbox whose state changed since it was fetched may have changed its
-// network too, so the next lookup of one of its containers fetches it again
-// (and falls back to this cached record if that fails).
+// settingUp says whether a listed sandbox is not ready yet but young enough
+// to become ready.
+func settingUp(sb *runtimeapi.PodSandbox, now time.Time, within time.Duration) bool {
+	return sb.GetState() != runtimeapi.PodSandboxState_SANDBOX_READY &&
+		now.Sub(time.Unix(0, sb.GetCreatedAt())) < within
+}
+
+// refreshSandbox applies a listed sandbox's state to its cached record. A
+// sandbox whose state changed has changed its network too (a stopped pod
+// has no IP), so it is asked again, and its containers' pod follows.
 func (e *Engine) refreshSandbox(sb *runtimeapi.PodSandbox) {
 	state := enrich.SandboxState(sb.GetState())
-	if rec, ok := e.store.GetSandbox(sb.GetId()); ok && rec.State != state {
-		e.InvalidateSandbox(sb.GetId())
+	rec, ok := e.store.GetSandbox(sb.GetId())
+	if !ok || rec.State == state {
+		return
 	}
 	e.Update(sb.GetId(), withSandboxState(sb.GetState()))
+	e.InvalidateSandbox(sb.GetId())
+	e.Submit(sb.GetId(), Hint{Sandbox: true, Force: true})
 }
 
 func (e *Engine) queue1(id string, hint Hint) bool {

@@ -96,7 +96,7 @@ func TestSync_IsBoundedWhenTheRuntimeNeverAnswers(t *testing.T) {
 
 type hangingRuntime struct{ *fakeRuntime }
 
-func (hangingRuntime) ListPodSandbox(ctx context.Context) ([]*runtimeapi.PodSandbox, error) {
+func (hangingRuntime) ListPodSandbox(ctx context.Context, _ *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
 }

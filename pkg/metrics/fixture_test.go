@@ -74,7 +74,7 @@ func newFixture(t *testing.T, podLabelAllowlist ...string) *fixture {
 	}
 	f.cache.MarkDeleted(hexID("c5"), time.Time{})
 	f.metrics.WatchComponents(f.cacheStats, func() metrics.LookupStats {
-		return metrics.LookupStats{Queued: 2, InFlight: 1, Negative: 3}
+		return metrics.LookupStats{Queued: 2, InFlight: 1, Negative: 3, Waiting: 1}
 	})
 	f.metrics.WatchRecords(f.cache, podLabelAllowlist)
 	touchEverySeries(f.metrics)
@@ -95,6 +95,8 @@ func touchEverySeries(m *metrics.Metrics) {
 	m.LookupFailed("pod_sandbox_status", "deadline_exceeded")
 	m.FallbackHit(string(enrich.PodSourceSandboxCache))
 	m.Retry("PodSandboxStatus", "deadline_exceeded")
+	m.Waited("not_started")
+	m.OnDemandRefused()
 	m.CgroupEvent("added")
 	m.RuntimeEvent("CONTAINER_STARTED_EVENT")
 	m.EventStreamState(true)

@@ -21,29 +21,34 @@ var rpcBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .
 type Metrics struct {
 	registry *prometheus.Registry
 
-	criRequests    *prometheus.CounterVec
-	criDuration    *prometheus.HistogramVec
-	lookups        *prometheus.CounterVec
-	lookupFailures *prometheus.CounterVec
-	fallbackHits   *prometheus.CounterVec
-	retries        *prometheus.CounterVec
-	cgroupEvents   *prometheus.CounterVec
-	runtimeEvents  *prometheus.CounterVec
-	streamUp       prometheus.Gauge
-	streamMode     *prometheus.GaugeVec
-	streamReconn   prometheus.Counter
-	relists        *prometheus.CounterVec
-	relistRepairs  *prometheus.CounterVec
-	lastSync       prometheus.Gauge
-	trimmed        prometheus.Counter
-	ready          prometheus.Gauge
-	watchDropped   prometheus.Counter
-	lastSyncNanos  atomic.Int64
+	criRequests     *prometheus.CounterVec
+	criDuration     *prometheus.HistogramVec
+	lookups         *prometheus.CounterVec
+	lookupFailures  *prometheus.CounterVec
+	fallbackHits    *prometheus.CounterVec
+	retries         *prometheus.CounterVec
+	waits           *prometheus.CounterVec
+	ondemandRefused prometheus.Counter
+	cgroupEvents    *prometheus.CounterVec
+	runtimeEvents   *prometheus.CounterVec
+	streamUp        prometheus.Gauge
+	streamMode      *prometheus.GaugeVec
+	streamReconn    prometheus.Counter
+	relists         *prometheus.CounterVec
+	relistRepairs   *prometheus.CounterVec
+	lastSync        prometheus.Gauge
+	trimmed         prometheus.Counter
+	ready           prometheus.Gauge
+	watchDropped    prometheus.Counter
+	lastSyncNanos   atomic.Int64
 }
 
-// BuildInfo names the running binary.
+// BuildInfo names the running binary and the node it runs on.
 type BuildInfo struct {
 	Version string
+	// Node is the Kubernetes node name (config node_name), empty when
+	// unset.
+	Node string
 }
 
 // New creates the daemon's registry (never the global one) with its series,
@@ -60,7 +65,9 @@ func New(info BuildInfo) *Metrics {
 	m.lookups = counterVec(reg, "lookups_total", "Finished lookups of a container or sandbox ID, by result.", "result")
 	m.lookupFailures = counterVec(reg, "lookup_failures_total", "Failed lookup steps, by stage and reason (a gRPC code or a parse reason).", "stage", "reason")
 	m.fallbackHits = counterVec(reg, "fallback_hits_total", "Records whose pod data did not come from a fresh PodSandboxStatus, by the source used instead.", "source")
-	m.retries = counterVec(reg, "lookup_retries_total", "Lookup steps tried again, by RPC and reason.", "rpc", "reason")
+	m.retries = counterVec(reg, "lookup_retries_total", "Lookup steps tried again after a transient failure, by RPC and reason (a gRPC code).", "rpc", "reason")
+	m.waits = counterVec(reg, "lookup_waits_total", "IDs whose status was asked only once cheap List calls showed the runtime had started them, by reason (not_started, not_registered).", "reason")
+	m.ondemandRefused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "ondemand_lookups_refused_total", Help: "API requests for unknown IDs refused (429) because they exceeded the on-demand lookup rate."})
 	m.cgroupEvents = counterVec(reg, "cgroup_events_total", "Container cgroups seen appearing or disappearing, by kind.", "kind")
 	m.runtimeEvents = counterVec(reg, "runtime_events_total", "CRI container events received, by type.", "type")
 	m.streamReconn = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "event_stream_reconnects_total", Help: "Times the CRI event stream was opened again after it ended."})
@@ -72,9 +79,9 @@ func New(info BuildInfo) *Metrics {
 	m.trimmed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "trimmed_values_total", Help: "Labels or annotation values dropped or shortened because they exceeded the configured bounds."})
 	m.ready = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "ready", Help: "1 while the daemon is ready: synced with a reachable runtime."})
 	m.watchDropped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "watchers_dropped_total", Help: "Watch streams dropped because the client fell too far behind."})
-	reg.MustRegister(m.streamReconn, m.streamUp, m.streamMode, m.lastSync, m.trimmed, m.ready, m.watchDropped)
-	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info", Help: "The running build: always 1."}, []string{"version", "goversion"})
-	buildInfo.WithLabelValues(info.Version, runtime.Version()).Set(1)
+	reg.MustRegister(m.streamReconn, m.streamUp, m.streamMode, m.lastSync, m.trimmed, m.ready, m.watchDropped, m.ondemandRefused)
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info", Help: "The running build and the node it runs on: always 1."}, []string{"version", "goversion", "node"})
+	buildInfo.WithLabelValues(info.Version, runtime.Version(), info.Node).Set(1)
 	reg.MustRegister(buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -114,6 +121,13 @@ func (m *Metrics) FallbackHit(source string) { m.fallbackHits.WithLabelValues(so
 
 // Retry counts a retried lookup step.
 func (m *Metrics) Retry(rpc, reason string) { m.retries.WithLabelValues(rpc, reason).Inc() }
+
+// Waited counts an ID that waited for the runtime to start it before its
+// status was asked.
+func (m *Metrics) Waited(reason string) { m.waits.WithLabelValues(reason).Inc() }
+
+// OnDemandRefused counts an API lookup refused by the on-demand rate.
+func (m *Metrics) OnDemandRefused() { m.ondemandRefused.Inc() }
 
 // CgroupEvent counts a container cgroup appearing or disappearing.
 func (m *Metrics) CgroupEvent(kind string) { m.cgroupEvents.WithLabelValues(kind).Inc() }

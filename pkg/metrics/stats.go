@@ -15,6 +15,8 @@ type CacheStats struct {
 // LookupStats is the lookup engine's state at scrape time.
 type LookupStats struct {
 	Queued, InFlight, Negative int
+	// Waiting is the number of IDs waiting for the runtime to start them.
+	Waiting int
 	// Watchers is the number of open watch streams.
 	Watchers int
 }
@@ -27,7 +29,7 @@ type statsCollector struct {
 	lastSync func() time.Time
 	now      func() time.Time
 
-	entries, evictions, queued, inFlight, negative, syncAge, watchers *prometheus.Desc
+	entries, evictions, queued, inFlight, waiting, negative, syncAge, watchers *prometheus.Desc
 }
 
 // WatchComponents registers the scrape-time collector over the cache and
@@ -42,6 +44,7 @@ func (m *Metrics) WatchComponents(cache func() CacheStats, lookups func() Lookup
 		evictions: d("cache_evictions_total", "Records evicted from the cache because it was full."),
 		queued:    d("lookup_queue_depth", "IDs waiting for a lookup."),
 		inFlight:  d("lookups_in_flight", "Lookups running against the runtime now."),
+		waiting:   d("lookups_waiting", "IDs whose cgroup or event was seen, waiting for the runtime to list them started before their status is asked."),
 		negative:  d("negative_cache_entries", "IDs recently found to be neither container nor sandbox, not asked again until their backoff ends."),
 		syncAge:   d("last_sync_age_seconds", "Seconds since the last successful full sync with the runtime (absent before the first)."),
 		watchers:  d("watchers", "Open watch streams (HTTP and gRPC)."),
@@ -50,7 +53,7 @@ func (m *Metrics) WatchComponents(cache func() CacheStats, lookups func() Lookup
 
 // Describe implements prometheus.Collector.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.entries, c.evictions, c.queued, c.inFlight, c.negative, c.syncAge, c.watchers} {
+	for _, d := range []*prometheus.Desc{c.entries, c.evictions, c.queued, c.inFlight, c.waiting, c.negative, c.syncAge, c.watchers} {
 		ch <- d
 	}
 }
@@ -65,6 +68,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ls := c.lookups()
 	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(ls.Queued))
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(ls.InFlight))
+	ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(ls.Waiting))
 	ch <- prometheus.MustNewConstMetric(c.negative, prometheus.GaugeValue, float64(ls.Negative))
 	ch <- prometheus.MustNewConstMetric(c.watchers, prometheus.GaugeValue, float64(ls.Watchers))
 	if t := c.lastSync(); !t.IsZero() {

@@ -138,13 +138,13 @@ func TestRuntime_ListsAndStatusFollowTheLifecycle(t *testing.T) {
 		t.Errorf("created container state = %v", cs.GetStatus().GetState())
 	}
 	rt.RemoveContainer(ids[0])
-	list, err := c.ListContainers(ctx)
+	list, err := c.ListContainers(ctx, nil)
 	if err != nil || len(list) != 2 {
 		t.Errorf("ListContainers = %d containers (%v), want 2", len(list), err)
 	}
 	rt.RemovePod(sb)
-	sbs, _ := c.ListPodSandbox(ctx)
-	list, _ = c.ListContainers(ctx)
+	sbs, _ := c.ListPodSandbox(ctx, nil)
+	list, _ = c.ListContainers(ctx, nil)
 	if len(sbs) != 0 || len(list) != 0 {
 		t.Errorf("after RemovePod: %d sandboxes, %d containers", len(sbs), len(list))
 	}

@@ -207,6 +207,17 @@ func (r *Runtime) createLocked(sb *sandbox, spec ContainerSpec) string {
 	return c.id
 }
 
+// PID is the init process the runtime reports for a container: 0 before it
+// started and after it stopped, as containerd reports it.
+func (r *Runtime) PID(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.containers[id]; c != nil {
+		return c.pid
+	}
+	return 0
+}
+
 // StartContainer moves a created container to running and reports whether
 // it could.
 func (r *Runtime) StartContainer(id string) bool {

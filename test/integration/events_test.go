@@ -15,11 +15,14 @@ import (
 // channel its Run result arrives on, and how often it asked for a resync.
 func (s *stack) follow() (*lookup.Events, <-chan error, *atomic.Int32) {
 	var resyncs atomic.Int32
-	ev := lookup.NewEvents(s.engine, s.client, s.m, zap.NewNop(), func() { resyncs.Add(1) })
+	ev := lookup.NewEvents(s.engine, s.client, s.m, zap.NewNop(), func() { resyncs.Add(1) }, false)
 	return ev, s.run(ev.Run), &resyncs
 }
 
-func TestEvents_LookUpOnCreatedAndFollowTheLifecycleWithoutAskingAgain(t *testing.T) {
+// The record exists from CREATED, before the container's first process
+// runs; STARTED asks once more, since only ContainerStatus tells the init
+// process's PID; STOPPED and DELETED change the record from the event alone.
+func TestEvents_LookUpOnCreatedAskThePIDOnStartedAndFollowTheRestFromEvents(t *testing.T) {
 	rt := fakecri.New()
 	rt.SetEvents(fakecri.EventsStream)
 	s := newStack(t, rt, stackOptions{})
@@ -41,21 +44,21 @@ func TestEvents_LookUpOnCreatedAndFollowTheLifecycleWithoutAskingAgain(t *testin
 	}
 
 	rt.StartContainer(id)
-	eventually(t, 5*time.Second, "STARTED makes the record running", func() bool {
+	eventually(t, 5*time.Second, "STARTED makes the record running with the runtime's PID", func() bool {
 		rec, err := s.cache.Get(id)
-		return err == nil && rec.State == "running" && rec.StartedAt != nil
+		return err == nil && rec.State == "running" && rec.StartedAt != nil && rec.PID == rt.PID(id)
 	})
 	rt.RemoveContainer(id)
 	eventually(t, 5*time.Second, "DELETED marks the record deleted", func() bool {
 		rec, err := s.cache.Get(id)
 		return err == nil && rec.DeletedAt != nil
 	})
-	if rec, _ := s.cache.Get(id); rec.State != "exited" {
-		t.Errorf("deleted record state = %q, want exited (from STOPPED)", rec.State)
+	if rec, _ := s.cache.Get(id); rec.State != "exited" || rec.PID != 0 {
+		t.Errorf("deleted record = state %q pid %d, want exited (from STOPPED) with pid 0", rec.State, rec.PID)
 	}
 
-	if got := rt.CallsFor(fakecri.RPCContainerStatus, id); got != 1 {
-		t.Errorf("ContainerStatus calls = %d, want 1: only CREATED asks the runtime", got)
+	if got := rt.CallsFor(fakecri.RPCContainerStatus, id); got != 2 {
+		t.Errorf("ContainerStatus calls = %d, want 2: CREATED, and STARTED for the PID", got)
 	}
 	if got := rt.Calls(fakecri.RPCPodSandboxStatus); got != 1 {
 		t.Errorf("PodSandboxStatus calls = %d, want 1", got)

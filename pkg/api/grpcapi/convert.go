@@ -69,11 +69,12 @@ func recordView(rec *enrich.Record) *enricherv1.Record {
 		Attempt:      rec.Attempt,
 		State:        rec.State,
 		Runtime:      rec.Runtime,
+		Node:         rec.Node,
 		CreatedAt:    timestamp(rec.CreatedAt),
 		StartedAt:    timestamp(rec.StartedAt),
 		FinishedAt:   timestamp(rec.FinishedAt),
 		DeletedAt:    timestamp(rec.DeletedAt),
-		Image:        &enricherv1.Image{Name: rec.Image.Name, Ref: rec.Image.Ref, Id: rec.Image.ID},
+		Image:        &enricherv1.Image{Name: rec.Image.Name, Resolved: rec.Image.Resolved, Ref: rec.Image.Ref, Id: rec.Image.ID},
 		Pid:          int32(rec.PID), // PIDs are at most 2^22
 		Privileged:   rec.Privileged,
 		UserUid:      rec.UserUID,
@@ -170,6 +171,7 @@ func resources(r enrich.Resources) *enricherv1.Resources {
 	return &enricherv1.Resources{
 		CpuShares: r.CPUShares, CpuQuota: r.CPUQuota, CpuPeriod: r.CPUPeriod,
 		CpusetCpus: r.CpusetCPUs, CpusetMems: r.CpusetMems, MemoryLimitInBytes: r.MemoryLimitInBytes,
+		OomScoreAdj: r.OOMScoreAdj,
 	}
 }
 

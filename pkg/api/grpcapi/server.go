@@ -167,7 +167,20 @@ func (s *Server) ListContainers(_ context.Context, req *enricherv1.ListContainer
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &enricherv1.ListContainersResponse{Items: recordsToProto(s.query.Containers(f))}, nil
+	recs, err := s.query.Containers(f)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &enricherv1.ListContainersResponse{Items: recordsToProto(recs)}, nil
+}
+
+// GetPodByIP implements enricherv1.EnricherServer.
+func (s *Server) GetPodByIP(_ context.Context, req *enricherv1.GetPodByIPRequest) (*enricherv1.PodRecords, error) {
+	pod, err := s.query.PodByIP(req.GetIp())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return podsToProto([]api.PodRecords{pod})[0], nil
 }
 
 // ListPods implements enricherv1.EnricherServer.

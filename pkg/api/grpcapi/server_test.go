@@ -258,6 +258,28 @@ func TestServer_ListPodsGroupsSandboxAndContainers(t *testing.T) {
 	}
 }
 
+func TestServer_GetPodByIPAnswersOnlyALivePod(t *testing.T) {
+	c := cache.New()
+	live := &enrich.Pod{SandboxID: idC, Name: "web-0", Namespace: "shop", State: "ready", IP: "10.0.0.7"}
+	c.Put(enrich.Record{ID: idC, Name: "web-0", State: "ready", IsPodSandbox: true, Pod: live})
+	c.Put(enrich.Record{ID: idA, Name: "app", State: "running", Pod: live})
+	stopped := &enrich.Pod{SandboxID: idB, Name: "old-0", Namespace: "shop", State: "notready", IP: "10.0.0.8"}
+	c.Put(enrich.Record{ID: idB, Name: "old-0", State: "notready", IsPodSandbox: true, Pod: stopped})
+	e := start(t, c, watch.Options{}, Options{})
+	resp, err := e.client.GetPodByIP(callCtx(t), &enricherv1.GetPodByIPRequest{Ip: "10.0.0.7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetSandbox().GetId() != idC || len(resp.GetContainers()) != 1 || resp.GetContainers()[0].GetId() != idA {
+		t.Errorf("GetPodByIP(10.0.0.7) = sandbox %s, %d containers; want web-0 with app", resp.GetSandbox().GetId(), len(resp.GetContainers()))
+	}
+	for ip, want := range map[string]codes.Code{"10.0.0.8": codes.NotFound, "nonsense": codes.InvalidArgument} {
+		if _, err := e.client.GetPodByIP(callCtx(t), &enricherv1.GetPodByIPRequest{Ip: ip}); status.Code(err) != want {
+			t.Errorf("GetPodByIP(%s) = %v, want %s", ip, err, want)
+		}
+	}
+}
+
 func recv(t *testing.T, s grpc.ServerStreamingClient[enricherv1.WatchEvent]) *enricherv1.WatchEvent {
 	t.Helper()
 	ev, err := s.Recv()

@@ -105,7 +105,12 @@ func (e *encoder) record(m *enricherv1.Record) {
 	e.timestamp(9, m.GetFinishedAt())
 	e.timestamp(10, m.GetDeletedAt())
 	if img := m.GetImage(); img != nil {
-		e.message(11, func() { e.string(1, img.GetName()); e.string(2, img.GetRef()); e.string(3, img.GetId()) })
+		e.message(11, func() {
+			e.string(1, img.GetName())
+			e.string(2, img.GetRef())
+			e.string(3, img.GetId())
+			e.string(4, img.GetResolved())
+		})
 	}
 	e.int(12, int64(m.GetPid()))
 	e.bool(13, m.GetPrivileged())
@@ -130,6 +135,7 @@ func (e *encoder) record(m *enricherv1.Record) {
 	}
 	e.string(24, m.GetPodSource())
 	e.int(25, int64(m.GetTrimmed()))
+	e.string(26, m.GetNode())
 }
 
 func (e *encoder) mount(m *enricherv1.Mount) {
@@ -146,6 +152,7 @@ func (e *encoder) resources(r *enricherv1.Resources) {
 	e.string(4, r.GetCpusetCpus())
 	e.string(5, r.GetCpusetMems())
 	e.int(6, r.GetMemoryLimitInBytes())
+	e.int(7, r.GetOomScoreAdj())
 }
 
 func (e *encoder) pod(p *enricherv1.Pod) {

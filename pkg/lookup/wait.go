@@ -1,0 +1,257 @@
+package lookup
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Why an ID waits before its status is asked.
+const (
+	// reasonNotStarted: its cgroup exists but the runtime has not started
+	// it yet (a container in state created, a sandbox not ready): its
+	// status would lack the PID, or the network.
+	reasonNotStarted = "not_started"
+	// reasonNotRegistered: its cgroup exists but the runtime does not know
+	// the ID yet (containerd registers a sandbox a moment after runc
+	// creates its cgroup).
+	reasonNotRegistered = "not_registered"
+)
+
+// WaitOptions tune how the engine waits for the runtime to report an ID
+// started. Zero values take the defaults.
+type WaitOptions struct {
+	First time.Duration // first List after the ID was seen (2ms)
+	Max   time.Duration // longest gap between Lists (500ms)
+	// GiveUp ends the wait for an ID the runtime never lists (30s): it is
+	// then negatively cached. A sandbox listed not ready that long is
+	// looked up as it is.
+	GiveUp time.Duration
+}
+
+func (o *WaitOptions) setDefaults() {
+	if o.First <= 0 {
+		o.First = 2 * time.Millisecond
+	}
+	if o.Max < o.First {
+		o.Max = 500 * time.Millisecond
+	}
+	if o.GiveUp <= 0 {
+		o.GiveUp = 30 * time.Second
+	}
+}
+
+// waiter holds the IDs whose status is not worth asking yet and asks the
+// runtime, with one cheap List filtered by ID, when it is: a container once
+// it left created, a sandbox once it is ready. Polling a List instead of
+// the status call keeps lookups at one ContainerStatus per container and one
+// PodSandboxStatus per pod, and the answer complete (PID, network).
+type waiter struct {
+	e    *Engine
+	opts WaitOptions
+	wake chan struct{}
+
+	mu  sync.Mutex
+	ids map[string]*waiting
+}
+
+type waiting struct {
+	hint  Hint
+	since time.Time
+	next  time.Time
+	gap   time.Duration
+}
+
+func newWaiter(e *Engine, opts WaitOptions) *waiter {
+	return &waiter{e: e, opts: opts, wake: make(chan struct{}, 1), ids: map[string]*waiting{}}
+}
+
+// add starts waiting for id (unless it already waits) and counts why.
+func (w *waiter) add(id string, hint Hint, reason string) {
+	now := w.e.opts.Now()
+	w.mu.Lock()
+	if _, ok := w.ids[id]; ok {
+		w.mu.Unlock()
+		return
+	}
+	w.ids[id] = &waiting{hint: hint, since: now, next: now.Add(w.opts.First), gap: w.opts.First}
+	w.mu.Unlock()
+	w.e.rec.Waited(reason)
+	w.e.log.Debug("waiting for the runtime to list an id started", zap.String("id", id), zap.String("reason", reason))
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *waiter) remove(id string) {
+	w.mu.Lock()
+	delete(w.ids, id)
+	w.mu.Unlock()
+}
+
+func (w *waiter) has(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.ids[id]
+	return ok
+}
+
+func (w *waiter) len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.ids)
+}
+
+// run polls the due IDs until ctx ends.
+func (w *waiter) run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		due, next := w.due()
+		for _, id := range due {
+			w.poll(ctx, id)
+		}
+		if len(due) > 0 {
+			continue // polling took time: look again before sleeping
+		}
+		d := time.Hour
+		if !next.IsZero() {
+			d = max(next.Sub(w.e.opts.Now()), 0)
+		}
+		timer.Reset(d)
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// due returns the IDs to poll now and when the next one is due.
+func (w *waiter) due() ([]string, time.Time) {
+	now := w.e.opts.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var due []string
+	var next time.Time
+	for id, wt := range w.ids {
+		if !wt.next.After(now) {
+			due = append(due, id)
+			continue
+		}
+		if next.IsZero() || wt.next.Before(next) {
+			next = wt.next
+		}
+	}
+	return due, next
+}
+
+// poll lists id and submits its lookup when the runtime reports it started,
+// or reschedules it.
+func (w *waiter) poll(ctx context.Context, id string) {
+	w.mu.Lock()
+	wt, ok := w.ids[id]
+	var hint Hint
+	if ok {
+		hint = wt.hint
+	}
+	w.mu.Unlock()
+	if !ok {
+		return
+	}
+	verdict, isSandbox := w.state(ctx, id, hint)
+	now := w.e.opts.Now()
+	switch {
+	case verdict == verdictStarted:
+		w.submit(id, Hint{Sandbox: isSandbox, Force: true, Exists: true})
+	case now.Sub(wt.since) < w.opts.GiveUp:
+		w.reschedule(id, now)
+	case verdict == verdictListed:
+		// Listed but never started (a sandbox that never became ready):
+		// its state as it is now is the answer.
+		w.submit(id, Hint{Sandbox: isSandbox, Force: true, Exists: true})
+	default:
+		w.remove(id)
+		w.e.remember(id, false)
+		w.e.log.Debug("gave up waiting for the runtime to list a cgroup's id", zap.String("id", id))
+	}
+}
+
+func (w *waiter) submit(id string, hint Hint) {
+	w.remove(id)
+	w.e.Submit(id, hint)
+}
+
+func (w *waiter) reschedule(id string, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if wt, ok := w.ids[id]; ok {
+		wt.gap = min(2*wt.gap, w.opts.Max)
+		wt.next = now.Add(wt.gap)
+	}
+}
+
+// listVerdict is what the lists say about an ID.
+type listVerdict int
+
+const (
+	verdictUnlisted listVerdict = iota // neither list has it (or a List failed)
+	verdictListed                      // listed, not started yet
+	verdictStarted                     // a container past created, a sandbox ready
+)
+
+// state lists id as a sandbox and as a container, the likelier first. A
+// failed List counts as unlisted: the next poll asks again.
+func (w *waiter) state(ctx context.Context, id string, hint Hint) (listVerdict, bool) {
+	asSandbox := func() listVerdict { return w.sandboxState(ctx, id) }
+	asContainer := func() listVerdict { return w.containerState(ctx, id) }
+	if hint.Sandbox || hint.NewPod {
+		if v := asSandbox(); v != verdictUnlisted || hint.Sandbox {
+			return v, true
+		}
+		return asContainer(), false
+	}
+	if v := asContainer(); v != verdictUnlisted {
+		return v, false
+	}
+	return asSandbox(), true
+}
+
+func (w *waiter) sandboxState(ctx context.Context, id string) listVerdict {
+	if w.e.limit.Wait(ctx) != nil {
+		return verdictUnlisted
+	}
+	items, err := w.e.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{Id: id})
+	if err != nil || len(items) == 0 {
+		return verdictUnlisted
+	}
+	if items[0].GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
+		return verdictStarted
+	}
+	return verdictListed
+}
+
+func (w *waiter) containerState(ctx context.Context, id string) listVerdict {
+	if w.e.limit.Wait(ctx) != nil {
+		return verdictUnlisted
+	}
+	items, err := w.e.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{Id: id})
+	if err != nil || len(items) == 0 {
+		return verdictUnlisted
+	}
+	if items[0].GetState() == runtimeapi.ContainerState_CONTAINER_CREATED {
+		return verdictListed
+	}
+	return verdictStarted
+}
