@@ -237,6 +237,51 @@ func (x *GetContainerByCgroupRequest) GetPath() string {
 	return ""
 }
 
+type GetContainerByCgroupIDRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cgroup_id is a cgroup v2 ID; 0 is never one.
+	CgroupId      uint64 `protobuf:"varint,1,opt,name=cgroup_id,json=cgroupId,proto3" json:"cgroup_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetContainerByCgroupIDRequest) Reset() {
+	*x = GetContainerByCgroupIDRequest{}
+	mi := &file_api_v1_enricher_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetContainerByCgroupIDRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetContainerByCgroupIDRequest) ProtoMessage() {}
+
+func (x *GetContainerByCgroupIDRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_enricher_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetContainerByCgroupIDRequest.ProtoReflect.Descriptor instead.
+func (*GetContainerByCgroupIDRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetContainerByCgroupIDRequest) GetCgroupId() uint64 {
+	if x != nil {
+		return x.CgroupId
+	}
+	return 0
+}
+
 type GetPodByIPRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ip is an IPv4 or IPv6 address, such as 10.0.0.7 or fd00::7.
@@ -247,7 +292,7 @@ type GetPodByIPRequest struct {
 
 func (x *GetPodByIPRequest) Reset() {
 	*x = GetPodByIPRequest{}
-	mi := &file_api_v1_enricher_proto_msgTypes[3]
+	mi := &file_api_v1_enricher_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -259,7 +304,7 @@ func (x *GetPodByIPRequest) String() string {
 func (*GetPodByIPRequest) ProtoMessage() {}
 
 func (x *GetPodByIPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[3]
+	mi := &file_api_v1_enricher_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -272,7 +317,7 @@ func (x *GetPodByIPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPodByIPRequest.ProtoReflect.Descriptor instead.
 func (*GetPodByIPRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{3}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetPodByIPRequest) GetIp() string {
@@ -306,7 +351,7 @@ type ListContainersRequest struct {
 
 func (x *ListContainersRequest) Reset() {
 	*x = ListContainersRequest{}
-	mi := &file_api_v1_enricher_proto_msgTypes[4]
+	mi := &file_api_v1_enricher_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +363,7 @@ func (x *ListContainersRequest) String() string {
 func (*ListContainersRequest) ProtoMessage() {}
 
 func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[4]
+	mi := &file_api_v1_enricher_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +376,7 @@ func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersRequest.ProtoReflect.Descriptor instead.
 func (*ListContainersRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{4}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListContainersRequest) GetNamespace() string {
@@ -392,7 +437,7 @@ type ListContainersResponse struct {
 
 func (x *ListContainersResponse) Reset() {
 	*x = ListContainersResponse{}
-	mi := &file_api_v1_enricher_proto_msgTypes[5]
+	mi := &file_api_v1_enricher_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +449,7 @@ func (x *ListContainersResponse) String() string {
 func (*ListContainersResponse) ProtoMessage() {}
 
 func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[5]
+	mi := &file_api_v1_enricher_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +462,7 @@ func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersResponse.ProtoReflect.Descriptor instead.
 func (*ListContainersResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{5}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListContainersResponse) GetItems() []*Record {
@@ -442,7 +487,7 @@ type ListPodsRequest struct {
 
 func (x *ListPodsRequest) Reset() {
 	*x = ListPodsRequest{}
-	mi := &file_api_v1_enricher_proto_msgTypes[6]
+	mi := &file_api_v1_enricher_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -454,7 +499,7 @@ func (x *ListPodsRequest) String() string {
 func (*ListPodsRequest) ProtoMessage() {}
 
 func (x *ListPodsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[6]
+	mi := &file_api_v1_enricher_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -467,7 +512,7 @@ func (x *ListPodsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPodsRequest.ProtoReflect.Descriptor instead.
 func (*ListPodsRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{6}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListPodsRequest) GetNamespace() string {
@@ -514,7 +559,7 @@ type ListPodsResponse struct {
 
 func (x *ListPodsResponse) Reset() {
 	*x = ListPodsResponse{}
-	mi := &file_api_v1_enricher_proto_msgTypes[7]
+	mi := &file_api_v1_enricher_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +571,7 @@ func (x *ListPodsResponse) String() string {
 func (*ListPodsResponse) ProtoMessage() {}
 
 func (x *ListPodsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[7]
+	mi := &file_api_v1_enricher_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +584,7 @@ func (x *ListPodsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPodsResponse.ProtoReflect.Descriptor instead.
 func (*ListPodsResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{7}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListPodsResponse) GetItems() []*PodRecords {
@@ -563,7 +608,7 @@ type PodRecords struct {
 
 func (x *PodRecords) Reset() {
 	*x = PodRecords{}
-	mi := &file_api_v1_enricher_proto_msgTypes[8]
+	mi := &file_api_v1_enricher_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -575,7 +620,7 @@ func (x *PodRecords) String() string {
 func (*PodRecords) ProtoMessage() {}
 
 func (x *PodRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[8]
+	mi := &file_api_v1_enricher_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -588,7 +633,7 @@ func (x *PodRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodRecords.ProtoReflect.Descriptor instead.
 func (*PodRecords) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{8}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PodRecords) GetPod() *Pod {
@@ -623,7 +668,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_api_v1_enricher_proto_msgTypes[9]
+	mi := &file_api_v1_enricher_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +680,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[9]
+	mi := &file_api_v1_enricher_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +693,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{9}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WatchRequest) GetResumeRevision() uint64 {
@@ -673,7 +718,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_api_v1_enricher_proto_msgTypes[10]
+	mi := &file_api_v1_enricher_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +730,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[10]
+	mi := &file_api_v1_enricher_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +743,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{10}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WatchEvent) GetType() EventType {
@@ -763,14 +808,18 @@ type Record struct {
 	Trimmed int32 `protobuf:"varint,25,opt,name=trimmed,proto3" json:"trimmed,omitempty"`
 	// node is the Kubernetes node the record was made on (the daemon's
 	// node_name), empty when not configured.
-	Node          string `protobuf:"bytes,26,opt,name=node,proto3" json:"node,omitempty"`
+	Node string `protobuf:"bytes,26,opt,name=node,proto3" json:"node,omitempty"`
+	// cgroup_id is the inode of the cgroup's directory in the cgroup v2
+	// hierarchy, what bpf_get_current_cgroup_id() returns for the
+	// container's processes; 0 until seen, and without a v2 hierarchy.
+	CgroupId      uint64 `protobuf:"varint,27,opt,name=cgroup_id,json=cgroupId,proto3" json:"cgroup_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_api_v1_enricher_proto_msgTypes[11]
+	mi := &file_api_v1_enricher_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +831,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[11]
+	mi := &file_api_v1_enricher_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +844,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{11}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Record) GetId() string {
@@ -980,6 +1029,13 @@ func (x *Record) GetNode() string {
 	return ""
 }
 
+func (x *Record) GetCgroupId() uint64 {
+	if x != nil {
+		return x.CgroupId
+	}
+	return 0
+}
+
 // Image identifies what a container runs.
 type Image struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -997,7 +1053,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_api_v1_enricher_proto_msgTypes[12]
+	mi := &file_api_v1_enricher_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1065,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[12]
+	mi := &file_api_v1_enricher_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1078,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{12}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Image) GetName() string {
@@ -1066,7 +1122,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_api_v1_enricher_proto_msgTypes[13]
+	mi := &file_api_v1_enricher_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1134,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[13]
+	mi := &file_api_v1_enricher_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1147,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{13}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Mount) GetHostPath() string {
@@ -1138,7 +1194,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_api_v1_enricher_proto_msgTypes[14]
+	mi := &file_api_v1_enricher_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1206,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[14]
+	mi := &file_api_v1_enricher_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1219,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{14}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Resources) GetCpuShares() int64 {
@@ -1240,7 +1296,7 @@ type Pod struct {
 
 func (x *Pod) Reset() {
 	*x = Pod{}
-	mi := &file_api_v1_enricher_proto_msgTypes[15]
+	mi := &file_api_v1_enricher_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1308,7 @@ func (x *Pod) String() string {
 func (*Pod) ProtoMessage() {}
 
 func (x *Pod) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_enricher_proto_msgTypes[15]
+	mi := &file_api_v1_enricher_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1321,7 @@ func (x *Pod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pod.ProtoReflect.Descriptor instead.
 func (*Pod) Descriptor() ([]byte, []int) {
-	return file_api_v1_enricher_proto_rawDescGZIP(), []int{15}
+	return file_api_v1_enricher_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Pod) GetSandboxId() string {
@@ -1390,7 +1446,9 @@ const file_api_v1_enricher_proto_rawDesc = "" +
 	"\x18GetContainerByPIDRequest\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\x05R\x03pid\"1\n" +
 	"\x1bGetContainerByCgroupRequest\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04path\"#\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"<\n" +
+	"\x1dGetContainerByCgroupIDRequest\x12\x1b\n" +
+	"\tcgroup_id\x18\x01 \x01(\x04R\bcgroupId\"#\n" +
 	"\x11GetPodByIPRequest\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\"\x85\x02\n" +
 	"\x15ListContainersRequest\x12\x1c\n" +
@@ -1425,7 +1483,7 @@ const file_api_v1_enricher_proto_rawDesc = "" +
 	"WatchEvent\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.cri_enricherd.v1.EventTypeR\x04type\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x120\n" +
-	"\x06record\x18\x03 \x01(\v2\x18.cri_enricherd.v1.RecordR\x06record\"\xe9\b\n" +
+	"\x06record\x18\x03 \x01(\v2\x18.cri_enricherd.v1.RecordR\x06record\"\x86\t\n" +
 	"\x06Record\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bshort_id\x18\x02 \x01(\tR\ashortId\x12\x12\n" +
@@ -1461,7 +1519,8 @@ const file_api_v1_enricher_proto_rawDesc = "" +
 	"\n" +
 	"pod_source\x18\x18 \x01(\tR\tpodSource\x12\x18\n" +
 	"\atrimmed\x18\x19 \x01(\x05R\atrimmed\x12\x12\n" +
-	"\x04node\x18\x1a \x01(\tR\x04node\x1a9\n" +
+	"\x04node\x18\x1a \x01(\tR\x04node\x12\x1b\n" +
+	"\tcgroup_id\x18\x1b \x01(\x04R\bcgroupId\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
@@ -1524,11 +1583,12 @@ const file_api_v1_enricher_proto_rawDesc = "" +
 	"\aUPDATED\x10\x02\x12\v\n" +
 	"\aDELETED\x10\x03\x12\n" +
 	"\n" +
-	"\x06SYNCED\x10\x042\xe9\x04\n" +
+	"\x06SYNCED\x10\x042\xce\x05\n" +
 	"\bEnricher\x12O\n" +
 	"\fGetContainer\x12%.cri_enricherd.v1.GetContainerRequest\x1a\x18.cri_enricherd.v1.Record\x12Y\n" +
 	"\x11GetContainerByPID\x12*.cri_enricherd.v1.GetContainerByPIDRequest\x1a\x18.cri_enricherd.v1.Record\x12_\n" +
-	"\x14GetContainerByCgroup\x12-.cri_enricherd.v1.GetContainerByCgroupRequest\x1a\x18.cri_enricherd.v1.Record\x12O\n" +
+	"\x14GetContainerByCgroup\x12-.cri_enricherd.v1.GetContainerByCgroupRequest\x1a\x18.cri_enricherd.v1.Record\x12c\n" +
+	"\x16GetContainerByCgroupID\x12/.cri_enricherd.v1.GetContainerByCgroupIDRequest\x1a\x18.cri_enricherd.v1.Record\x12O\n" +
 	"\n" +
 	"GetPodByIP\x12#.cri_enricherd.v1.GetPodByIPRequest\x1a\x1c.cri_enricherd.v1.PodRecords\x12c\n" +
 	"\x0eListContainers\x12'.cri_enricherd.v1.ListContainersRequest\x1a(.cri_enricherd.v1.ListContainersResponse\x12Q\n" +
@@ -1548,68 +1608,71 @@ func file_api_v1_enricher_proto_rawDescGZIP() []byte {
 }
 
 var file_api_v1_enricher_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_v1_enricher_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_api_v1_enricher_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_api_v1_enricher_proto_goTypes = []any{
-	(EventType)(0),                      // 0: cri_enricherd.v1.EventType
-	(*GetContainerRequest)(nil),         // 1: cri_enricherd.v1.GetContainerRequest
-	(*GetContainerByPIDRequest)(nil),    // 2: cri_enricherd.v1.GetContainerByPIDRequest
-	(*GetContainerByCgroupRequest)(nil), // 3: cri_enricherd.v1.GetContainerByCgroupRequest
-	(*GetPodByIPRequest)(nil),           // 4: cri_enricherd.v1.GetPodByIPRequest
-	(*ListContainersRequest)(nil),       // 5: cri_enricherd.v1.ListContainersRequest
-	(*ListContainersResponse)(nil),      // 6: cri_enricherd.v1.ListContainersResponse
-	(*ListPodsRequest)(nil),             // 7: cri_enricherd.v1.ListPodsRequest
-	(*ListPodsResponse)(nil),            // 8: cri_enricherd.v1.ListPodsResponse
-	(*PodRecords)(nil),                  // 9: cri_enricherd.v1.PodRecords
-	(*WatchRequest)(nil),                // 10: cri_enricherd.v1.WatchRequest
-	(*WatchEvent)(nil),                  // 11: cri_enricherd.v1.WatchEvent
-	(*Record)(nil),                      // 12: cri_enricherd.v1.Record
-	(*Image)(nil),                       // 13: cri_enricherd.v1.Image
-	(*Mount)(nil),                       // 14: cri_enricherd.v1.Mount
-	(*Resources)(nil),                   // 15: cri_enricherd.v1.Resources
-	(*Pod)(nil),                         // 16: cri_enricherd.v1.Pod
-	nil,                                 // 17: cri_enricherd.v1.Record.LabelsEntry
-	nil,                                 // 18: cri_enricherd.v1.Record.AnnotationsEntry
-	nil,                                 // 19: cri_enricherd.v1.Pod.LabelsEntry
-	nil,                                 // 20: cri_enricherd.v1.Pod.AnnotationsEntry
-	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
+	(EventType)(0),                        // 0: cri_enricherd.v1.EventType
+	(*GetContainerRequest)(nil),           // 1: cri_enricherd.v1.GetContainerRequest
+	(*GetContainerByPIDRequest)(nil),      // 2: cri_enricherd.v1.GetContainerByPIDRequest
+	(*GetContainerByCgroupRequest)(nil),   // 3: cri_enricherd.v1.GetContainerByCgroupRequest
+	(*GetContainerByCgroupIDRequest)(nil), // 4: cri_enricherd.v1.GetContainerByCgroupIDRequest
+	(*GetPodByIPRequest)(nil),             // 5: cri_enricherd.v1.GetPodByIPRequest
+	(*ListContainersRequest)(nil),         // 6: cri_enricherd.v1.ListContainersRequest
+	(*ListContainersResponse)(nil),        // 7: cri_enricherd.v1.ListContainersResponse
+	(*ListPodsRequest)(nil),               // 8: cri_enricherd.v1.ListPodsRequest
+	(*ListPodsResponse)(nil),              // 9: cri_enricherd.v1.ListPodsResponse
+	(*PodRecords)(nil),                    // 10: cri_enricherd.v1.PodRecords
+	(*WatchRequest)(nil),                  // 11: cri_enricherd.v1.WatchRequest
+	(*WatchEvent)(nil),                    // 12: cri_enricherd.v1.WatchEvent
+	(*Record)(nil),                        // 13: cri_enricherd.v1.Record
+	(*Image)(nil),                         // 14: cri_enricherd.v1.Image
+	(*Mount)(nil),                         // 15: cri_enricherd.v1.Mount
+	(*Resources)(nil),                     // 16: cri_enricherd.v1.Resources
+	(*Pod)(nil),                           // 17: cri_enricherd.v1.Pod
+	nil,                                   // 18: cri_enricherd.v1.Record.LabelsEntry
+	nil,                                   // 19: cri_enricherd.v1.Record.AnnotationsEntry
+	nil,                                   // 20: cri_enricherd.v1.Pod.LabelsEntry
+	nil,                                   // 21: cri_enricherd.v1.Pod.AnnotationsEntry
+	(*timestamppb.Timestamp)(nil),         // 22: google.protobuf.Timestamp
 }
 var file_api_v1_enricher_proto_depIdxs = []int32{
-	12, // 0: cri_enricherd.v1.ListContainersResponse.items:type_name -> cri_enricherd.v1.Record
-	9,  // 1: cri_enricherd.v1.ListPodsResponse.items:type_name -> cri_enricherd.v1.PodRecords
-	16, // 2: cri_enricherd.v1.PodRecords.pod:type_name -> cri_enricherd.v1.Pod
-	12, // 3: cri_enricherd.v1.PodRecords.sandbox:type_name -> cri_enricherd.v1.Record
-	12, // 4: cri_enricherd.v1.PodRecords.containers:type_name -> cri_enricherd.v1.Record
+	13, // 0: cri_enricherd.v1.ListContainersResponse.items:type_name -> cri_enricherd.v1.Record
+	10, // 1: cri_enricherd.v1.ListPodsResponse.items:type_name -> cri_enricherd.v1.PodRecords
+	17, // 2: cri_enricherd.v1.PodRecords.pod:type_name -> cri_enricherd.v1.Pod
+	13, // 3: cri_enricherd.v1.PodRecords.sandbox:type_name -> cri_enricherd.v1.Record
+	13, // 4: cri_enricherd.v1.PodRecords.containers:type_name -> cri_enricherd.v1.Record
 	0,  // 5: cri_enricherd.v1.WatchEvent.type:type_name -> cri_enricherd.v1.EventType
-	12, // 6: cri_enricherd.v1.WatchEvent.record:type_name -> cri_enricherd.v1.Record
-	21, // 7: cri_enricherd.v1.Record.created_at:type_name -> google.protobuf.Timestamp
-	21, // 8: cri_enricherd.v1.Record.started_at:type_name -> google.protobuf.Timestamp
-	21, // 9: cri_enricherd.v1.Record.finished_at:type_name -> google.protobuf.Timestamp
-	21, // 10: cri_enricherd.v1.Record.deleted_at:type_name -> google.protobuf.Timestamp
-	13, // 11: cri_enricherd.v1.Record.image:type_name -> cri_enricherd.v1.Image
-	17, // 12: cri_enricherd.v1.Record.labels:type_name -> cri_enricherd.v1.Record.LabelsEntry
-	18, // 13: cri_enricherd.v1.Record.annotations:type_name -> cri_enricherd.v1.Record.AnnotationsEntry
-	14, // 14: cri_enricherd.v1.Record.mounts:type_name -> cri_enricherd.v1.Mount
-	15, // 15: cri_enricherd.v1.Record.resources:type_name -> cri_enricherd.v1.Resources
-	16, // 16: cri_enricherd.v1.Record.pod:type_name -> cri_enricherd.v1.Pod
-	19, // 17: cri_enricherd.v1.Pod.labels:type_name -> cri_enricherd.v1.Pod.LabelsEntry
-	20, // 18: cri_enricherd.v1.Pod.annotations:type_name -> cri_enricherd.v1.Pod.AnnotationsEntry
-	21, // 19: cri_enricherd.v1.Pod.created_at:type_name -> google.protobuf.Timestamp
+	13, // 6: cri_enricherd.v1.WatchEvent.record:type_name -> cri_enricherd.v1.Record
+	22, // 7: cri_enricherd.v1.Record.created_at:type_name -> google.protobuf.Timestamp
+	22, // 8: cri_enricherd.v1.Record.started_at:type_name -> google.protobuf.Timestamp
+	22, // 9: cri_enricherd.v1.Record.finished_at:type_name -> google.protobuf.Timestamp
+	22, // 10: cri_enricherd.v1.Record.deleted_at:type_name -> google.protobuf.Timestamp
+	14, // 11: cri_enricherd.v1.Record.image:type_name -> cri_enricherd.v1.Image
+	18, // 12: cri_enricherd.v1.Record.labels:type_name -> cri_enricherd.v1.Record.LabelsEntry
+	19, // 13: cri_enricherd.v1.Record.annotations:type_name -> cri_enricherd.v1.Record.AnnotationsEntry
+	15, // 14: cri_enricherd.v1.Record.mounts:type_name -> cri_enricherd.v1.Mount
+	16, // 15: cri_enricherd.v1.Record.resources:type_name -> cri_enricherd.v1.Resources
+	17, // 16: cri_enricherd.v1.Record.pod:type_name -> cri_enricherd.v1.Pod
+	20, // 17: cri_enricherd.v1.Pod.labels:type_name -> cri_enricherd.v1.Pod.LabelsEntry
+	21, // 18: cri_enricherd.v1.Pod.annotations:type_name -> cri_enricherd.v1.Pod.AnnotationsEntry
+	22, // 19: cri_enricherd.v1.Pod.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 20: cri_enricherd.v1.Enricher.GetContainer:input_type -> cri_enricherd.v1.GetContainerRequest
 	2,  // 21: cri_enricherd.v1.Enricher.GetContainerByPID:input_type -> cri_enricherd.v1.GetContainerByPIDRequest
 	3,  // 22: cri_enricherd.v1.Enricher.GetContainerByCgroup:input_type -> cri_enricherd.v1.GetContainerByCgroupRequest
-	4,  // 23: cri_enricherd.v1.Enricher.GetPodByIP:input_type -> cri_enricherd.v1.GetPodByIPRequest
-	5,  // 24: cri_enricherd.v1.Enricher.ListContainers:input_type -> cri_enricherd.v1.ListContainersRequest
-	7,  // 25: cri_enricherd.v1.Enricher.ListPods:input_type -> cri_enricherd.v1.ListPodsRequest
-	10, // 26: cri_enricherd.v1.Enricher.Watch:input_type -> cri_enricherd.v1.WatchRequest
-	12, // 27: cri_enricherd.v1.Enricher.GetContainer:output_type -> cri_enricherd.v1.Record
-	12, // 28: cri_enricherd.v1.Enricher.GetContainerByPID:output_type -> cri_enricherd.v1.Record
-	12, // 29: cri_enricherd.v1.Enricher.GetContainerByCgroup:output_type -> cri_enricherd.v1.Record
-	9,  // 30: cri_enricherd.v1.Enricher.GetPodByIP:output_type -> cri_enricherd.v1.PodRecords
-	6,  // 31: cri_enricherd.v1.Enricher.ListContainers:output_type -> cri_enricherd.v1.ListContainersResponse
-	8,  // 32: cri_enricherd.v1.Enricher.ListPods:output_type -> cri_enricherd.v1.ListPodsResponse
-	11, // 33: cri_enricherd.v1.Enricher.Watch:output_type -> cri_enricherd.v1.WatchEvent
-	27, // [27:34] is the sub-list for method output_type
-	20, // [20:27] is the sub-list for method input_type
+	4,  // 23: cri_enricherd.v1.Enricher.GetContainerByCgroupID:input_type -> cri_enricherd.v1.GetContainerByCgroupIDRequest
+	5,  // 24: cri_enricherd.v1.Enricher.GetPodByIP:input_type -> cri_enricherd.v1.GetPodByIPRequest
+	6,  // 25: cri_enricherd.v1.Enricher.ListContainers:input_type -> cri_enricherd.v1.ListContainersRequest
+	8,  // 26: cri_enricherd.v1.Enricher.ListPods:input_type -> cri_enricherd.v1.ListPodsRequest
+	11, // 27: cri_enricherd.v1.Enricher.Watch:input_type -> cri_enricherd.v1.WatchRequest
+	13, // 28: cri_enricherd.v1.Enricher.GetContainer:output_type -> cri_enricherd.v1.Record
+	13, // 29: cri_enricherd.v1.Enricher.GetContainerByPID:output_type -> cri_enricherd.v1.Record
+	13, // 30: cri_enricherd.v1.Enricher.GetContainerByCgroup:output_type -> cri_enricherd.v1.Record
+	13, // 31: cri_enricherd.v1.Enricher.GetContainerByCgroupID:output_type -> cri_enricherd.v1.Record
+	10, // 32: cri_enricherd.v1.Enricher.GetPodByIP:output_type -> cri_enricherd.v1.PodRecords
+	7,  // 33: cri_enricherd.v1.Enricher.ListContainers:output_type -> cri_enricherd.v1.ListContainersResponse
+	9,  // 34: cri_enricherd.v1.Enricher.ListPods:output_type -> cri_enricherd.v1.ListPodsResponse
+	12, // 35: cri_enricherd.v1.Enricher.Watch:output_type -> cri_enricherd.v1.WatchEvent
+	28, // [28:36] is the sub-list for method output_type
+	20, // [20:28] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
 	20, // [20:20] is the sub-list for extension extendee
 	0,  // [0:20] is the sub-list for field type_name
@@ -1620,14 +1683,14 @@ func file_api_v1_enricher_proto_init() {
 	if File_api_v1_enricher_proto != nil {
 		return
 	}
-	file_api_v1_enricher_proto_msgTypes[11].OneofWrappers = []any{}
+	file_api_v1_enricher_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_enricher_proto_rawDesc), len(file_api_v1_enricher_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,13 +29,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Enricher_GetContainer_FullMethodName         = "/cri_enricherd.v1.Enricher/GetContainer"
-	Enricher_GetContainerByPID_FullMethodName    = "/cri_enricherd.v1.Enricher/GetContainerByPID"
-	Enricher_GetContainerByCgroup_FullMethodName = "/cri_enricherd.v1.Enricher/GetContainerByCgroup"
-	Enricher_GetPodByIP_FullMethodName           = "/cri_enricherd.v1.Enricher/GetPodByIP"
-	Enricher_ListContainers_FullMethodName       = "/cri_enricherd.v1.Enricher/ListContainers"
-	Enricher_ListPods_FullMethodName             = "/cri_enricherd.v1.Enricher/ListPods"
-	Enricher_Watch_FullMethodName                = "/cri_enricherd.v1.Enricher/Watch"
+	Enricher_GetContainer_FullMethodName           = "/cri_enricherd.v1.Enricher/GetContainer"
+	Enricher_GetContainerByPID_FullMethodName      = "/cri_enricherd.v1.Enricher/GetContainerByPID"
+	Enricher_GetContainerByCgroup_FullMethodName   = "/cri_enricherd.v1.Enricher/GetContainerByCgroup"
+	Enricher_GetContainerByCgroupID_FullMethodName = "/cri_enricherd.v1.Enricher/GetContainerByCgroupID"
+	Enricher_GetPodByIP_FullMethodName             = "/cri_enricherd.v1.Enricher/GetPodByIP"
+	Enricher_ListContainers_FullMethodName         = "/cri_enricherd.v1.Enricher/ListContainers"
+	Enricher_ListPods_FullMethodName               = "/cri_enricherd.v1.Enricher/ListPods"
+	Enricher_Watch_FullMethodName                  = "/cri_enricherd.v1.Enricher/Watch"
 )
 
 // EnricherClient is the client API for Enricher service.
@@ -59,6 +60,11 @@ type EnricherClient interface {
 	GetContainerByPID(ctx context.Context, in *GetContainerByPIDRequest, opts ...grpc.CallOption) (*Record, error)
 	// GetContainerByCgroup returns the container a cgroup path belongs to.
 	GetContainerByCgroup(ctx context.Context, in *GetContainerByCgroupRequest, opts ...grpc.CallOption) (*Record, error)
+	// GetContainerByCgroupID returns the container or sandbox whose cgroup
+	// has this ID now (the cgroup v2 directory's inode, as eBPF programs get
+	// it from bpf_get_current_cgroup_id()). A removed cgroup's ID never
+	// answers: the kernel may give the number to a new directory.
+	GetContainerByCgroupID(ctx context.Context, in *GetContainerByCgroupIDRequest, opts ...grpc.CallOption) (*Record, error)
 	// GetPodByIP returns the live pod that holds this IP address (IPv4 or
 	// IPv6) now: its sandbox is ready and the runtime reports the address.
 	// A stopped pod never answers, since its address may already be another
@@ -120,6 +126,16 @@ func (c *enricherClient) GetContainerByCgroup(ctx context.Context, in *GetContai
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Record)
 	err := c.cc.Invoke(ctx, Enricher_GetContainerByCgroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *enricherClient) GetContainerByCgroupID(ctx context.Context, in *GetContainerByCgroupIDRequest, opts ...grpc.CallOption) (*Record, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Record)
+	err := c.cc.Invoke(ctx, Enricher_GetContainerByCgroupID_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +212,11 @@ type EnricherServer interface {
 	GetContainerByPID(context.Context, *GetContainerByPIDRequest) (*Record, error)
 	// GetContainerByCgroup returns the container a cgroup path belongs to.
 	GetContainerByCgroup(context.Context, *GetContainerByCgroupRequest) (*Record, error)
+	// GetContainerByCgroupID returns the container or sandbox whose cgroup
+	// has this ID now (the cgroup v2 directory's inode, as eBPF programs get
+	// it from bpf_get_current_cgroup_id()). A removed cgroup's ID never
+	// answers: the kernel may give the number to a new directory.
+	GetContainerByCgroupID(context.Context, *GetContainerByCgroupIDRequest) (*Record, error)
 	// GetPodByIP returns the live pod that holds this IP address (IPv4 or
 	// IPv6) now: its sandbox is ready and the runtime reports the address.
 	// A stopped pod never answers, since its address may already be another
@@ -241,6 +262,9 @@ func (UnimplementedEnricherServer) GetContainerByPID(context.Context, *GetContai
 }
 func (UnimplementedEnricherServer) GetContainerByCgroup(context.Context, *GetContainerByCgroupRequest) (*Record, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetContainerByCgroup not implemented")
+}
+func (UnimplementedEnricherServer) GetContainerByCgroupID(context.Context, *GetContainerByCgroupIDRequest) (*Record, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetContainerByCgroupID not implemented")
 }
 func (UnimplementedEnricherServer) GetPodByIP(context.Context, *GetPodByIPRequest) (*PodRecords, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPodByIP not implemented")
@@ -329,6 +353,24 @@ func _Enricher_GetContainerByCgroup_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Enricher_GetContainerByCgroupID_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetContainerByCgroupIDRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnricherServer).GetContainerByCgroupID(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Enricher_GetContainerByCgroupID_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnricherServer).GetContainerByCgroupID(ctx, req.(*GetContainerByCgroupIDRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Enricher_GetPodByIP_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetPodByIPRequest)
 	if err := dec(in); err != nil {
@@ -412,6 +454,10 @@ var Enricher_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetContainerByCgroup",
 			Handler:    _Enricher_GetContainerByCgroup_Handler,
+		},
+		{
+			MethodName: "GetContainerByCgroupID",
+			Handler:    _Enricher_GetContainerByCgroupID_Handler,
 		},
 		{
 			MethodName: "GetPodByIP",

@@ -105,7 +105,7 @@ func assemble(cfg config.Config, client *criclient.Client, m *metrics.Metrics, l
 	})
 	d.syncer = lookup.NewSyncer(d.engine, log.Named("sync"), cfg.Runtime.RelistInterval, m.Ready)
 	d.events = lookup.NewEvents(d.engine, rt, m, log.Named("events"), d.syncer.Kick, cfg.Runtime.Events == config.EventsOn)
-	d.watcher = cgroup.NewWatcher(h.Dir, log.Named("cgroup"), cgroup.WatcherOptions{RescanInterval: cfg.Cgroup.RescanInterval})
+	d.watcher = cgroup.NewWatcher(h.Dir, log.Named("cgroup"), cgroup.WatcherOptions{RescanInterval: cfg.Cgroup.RescanInterval, CgroupIDs: h.IsV2()})
 	d.source = lookup.NewCgroupSource(d.engine, m, d.events.Active)
 	d.ready = d.syncer.Ready
 	pids := cgroup.NewProcResolver(cfg.Proc.Root)

@@ -80,6 +80,7 @@ func appendRecord(b []byte, r *enrich.Record) ([]byte, bool) {
 	}
 	b = appendKeyString(b, `,"log_path":`, r.LogPath)
 	b = appendKeyString(b, `,"cgroup_path":`, r.CgroupPath)
+	b = strconv.AppendUint(append(b, `,"cgroup_id":`...), r.CgroupID, 10)
 	b = appendMounts(append(b, `,"mounts":`...), r.Mounts)
 	b = appendResources(append(b, `,"resources":`...), &r.Resources)
 	b = appendBool(b, `,"is_pod_sandbox":`, r.IsPodSandbox)

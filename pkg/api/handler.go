@@ -25,6 +25,7 @@ type Records interface {
 	List(f cache.Filter) []enrich.Record
 	BySandbox(sandboxID string) []enrich.Record
 	SandboxByIP(ip string) (enrich.Record, bool)
+	ByCgroupID(cgroupID uint64) (enrich.Record, bool)
 }
 
 // fullIDLen is the length of a full container or sandbox ID.
@@ -79,6 +80,7 @@ func NewHandler(records Records, resolver Resolver, pids PIDResolver, log *zap.L
 	h.mux.HandleFunc("GET /v1/cgroups", h.getCgroup)
 	h.mux.HandleFunc("GET /v1/pods", h.listPods)
 	h.mux.HandleFunc("GET /v1/ips/{ip}", h.getIP)
+	h.mux.HandleFunc("GET /v1/cgroup-ids/{id}", h.getCgroupID)
 	h.mux.HandleFunc("GET /v1/watch", h.watch)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
 	h.mux.HandleFunc("GET /readyz", h.readyz)

@@ -40,6 +40,18 @@ func (h *Handler) listPods(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"items": h.query.Pods(f)})
 }
 
+// getCgroupID answers GET /v1/cgroup-ids/{id}: the record whose cgroup v2
+// directory has this inode number now.
+func (h *Handler) getCgroupID(w http.ResponseWriter, r *http.Request) {
+	id, err := ParseCgroupID(r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rec, err := h.query.ContainerByCgroupID(id)
+	writeRecord(w, rec, err)
+}
+
 // getIP answers GET /v1/ips/{ip}: the live pod that holds the address now.
 func (h *Handler) getIP(w http.ResponseWriter, r *http.Request) {
 	pod, err := h.query.PodByIP(r.PathValue("ip"))

@@ -160,3 +160,34 @@ func TestHandler_IPsAnswerTheLivePodHoldingAnAddressNow(t *testing.T) {
 		})
 	}
 }
+
+func TestHandler_CgroupIDsAnswer400ForANonNumber404ForAnUnknownOrRemovedCgroup(t *testing.T) {
+	c := cache.New()
+	c.Put(enrich.Record{ID: idA, ShortID: idA[:12], Name: "app", State: "running"})
+	c.CgroupSeen(idA, 4242)
+	c.Put(enrich.Record{ID: idB, ShortID: idB[:12], Name: "gone", State: "exited"})
+	c.CgroupSeen(idB, 77)
+	c.CgroupGone(idB)
+	h := NewHandler(c, nil, fakePIDs{}, zap.NewNop(), Options{})
+	tests := []struct {
+		name, url string
+		want      int
+		body      string
+	}{
+		{"live cgroup", "/v1/cgroup-ids/4242", 200, `"cgroup_id":4242`},
+		{"removed cgroup", "/v1/cgroup-ids/77", 404, "no live container"},
+		{"unknown cgroup", "/v1/cgroup-ids/9", 404, "no live container"},
+		{"zero", "/v1/cgroup-ids/0", 400, "malformed cgroup id"},
+		{"negative", "/v1/cgroup-ids/-3", 400, "malformed cgroup id"},
+		{"hex", "/v1/cgroup-ids/0x10", 400, "malformed cgroup id"},
+		{"too large", "/v1/cgroup-ids/18446744073709551616", 400, "malformed cgroup id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := get(t, h, tt.url)
+			if code != tt.want || !strings.Contains(body, tt.body) {
+				t.Errorf("GET %s = %d %q, want %d containing %q", tt.url, code, body, tt.want, tt.body)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -151,6 +152,30 @@ func (q *Query) ContainerByPID(ctx context.Context, pid int) (enrich.Record, err
 		return enrich.Record{}, failf(CodeInternal, "reading cgroup of pid %d: %v", pid, err)
 	}
 	return q.find(ctx, ref.ContainerID)
+}
+
+// ParseCgroupID reads a cgroup ID as the HTTP API and the CLI take it: a
+// positive decimal number, as bpf_get_current_cgroup_id() gives it.
+func ParseCgroupID(raw string) (uint64, error) {
+	id, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil || id == 0 {
+		return 0, failf(CodeInvalid, "malformed cgroup id %q: want a positive decimal number", truncate(raw))
+	}
+	return id, nil
+}
+
+// ContainerByCgroupID returns the record whose cgroup has this cgroup v2
+// ID now. A removed cgroup's ID answers nothing: the kernel may have
+// re-used the number for a new directory.
+func (q *Query) ContainerByCgroupID(id uint64) (enrich.Record, error) {
+	if id == 0 {
+		return enrich.Record{}, failf(CodeInvalid, "malformed cgroup id 0: cgroup ids are positive")
+	}
+	rec, ok := q.records.ByCgroupID(id)
+	if !ok {
+		return enrich.Record{}, failf(CodeNotFound, "no live container or sandbox has cgroup id %d", id)
+	}
+	return rec, nil
 }
 
 // maxCgroupPath bounds a cgroup path: PATH_MAX.

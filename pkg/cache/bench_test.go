@@ -48,6 +48,23 @@ func BenchmarkGetFullID(b *testing.B) { benchmarkGet(b, 64) }
 // BenchmarkGetPrefix asks for 12-character prefixes, as crictl prints them.
 func BenchmarkGetPrefix(b *testing.B) { benchmarkGet(b, MinPrefixLen) }
 
+// BenchmarkByCgroupID resolves the number an eBPF program hands its
+// consumer, for a full cache of containers whose cgroups were seen.
+func BenchmarkByCgroupID(b *testing.B) {
+	c, recs := benchCache(b)
+	for i, rec := range recs {
+		c.CgroupSeen(rec.ID, uint64(1000+i))
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok := c.ByCgroupID(uint64(1000 + i%len(recs))); !ok {
+			b.Fatal("cgroup id not found")
+		}
+		i++
+	}
+}
+
 func BenchmarkPutReplace(b *testing.B) {
 	c, recs := benchCache(b)
 	b.ReportAllocs()

@@ -23,10 +23,13 @@ type Cache struct {
 
 	mu            sync.Mutex
 	byID          map[string]*entry
-	byPrefix      map[string]*entry   // first MinPrefixLen chars -> the one entry with them
-	prefixClashes map[string][]*entry // first MinPrefixLen chars -> the entries, when several
-	bySandbox     map[string][]*entry // sandbox ID -> its containers' entries
-	byIP          map[string][]*entry // pod IP -> the ready sandboxes claiming it
+	byPrefix      map[string]*entry      // first MinPrefixLen chars -> the one entry with them
+	prefixClashes map[string][]*entry    // first MinPrefixLen chars -> the entries, when several
+	bySandbox     map[string][]*entry    // sandbox ID -> its containers' entries
+	byIP          map[string][]*entry    // pod IP -> the ready sandboxes claiming it
+	byCgroupID    map[uint64]*entry      // live cgroup ID -> the latest record claiming it
+	claims        map[string]cgroupClaim // cgroups seen before their record was cached
+	claimSeq      uint64
 	recency       recencyList
 	deleted       deletedHeap
 	containers    int // live, non-sandbox records
@@ -46,6 +49,8 @@ func New(opts ...Option) *Cache {
 		prefixClashes: make(map[string][]*entry),
 		bySandbox:     make(map[string][]*entry),
 		byIP:          make(map[string][]*entry),
+		byCgroupID:    make(map[uint64]*entry),
+		claims:        make(map[string]cgroupClaim),
 	}
 	for _, o := range opts {
 		o(&c.opts)
@@ -76,8 +81,8 @@ func (c *Cache) Put(rec enrich.Record) {
 		for len(c.byID) >= c.opts.capacity {
 			evicted = append(evicted, c.evictLocked())
 		}
-		rec = c.withSandboxLocked(enrich.Advance(enrich.Record{}, rec))
-		c.insertLocked(rec)
+		rec, seq := c.claimedLocked(c.withSandboxLocked(enrich.Advance(enrich.Record{}, rec)))
+		c.insertLocked(rec, seq)
 		c.emitLocked(Added, rec)
 		c.followLocked(rec)
 	}
@@ -267,8 +272,8 @@ func (c *Cache) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func (c *Cache) insertLocked(rec enrich.Record) {
-	e := &entry{rec: rec, heapIndex: -1}
+func (c *Cache) insertLocked(rec enrich.Record, cgroupSeq uint64) {
+	e := &entry{rec: rec, heapIndex: -1, cgroupSeq: cgroupSeq}
 	c.indexIdentity(e)
 	c.indexState(e)
 	c.recency.pushFront(e)
@@ -303,6 +308,11 @@ func (c *Cache) indexState(e *entry) {
 	for _, ip := range claimedIPs(&e.rec) {
 		c.byIP[ip] = append(c.byIP[ip], e)
 	}
+	if id := e.rec.CgroupID; id != 0 && !e.cgroupGone && !e.deleted() {
+		if holder := c.byCgroupID[id]; holder == nil || holder.cgroupSeq <= e.cgroupSeq {
+			c.byCgroupID[id] = e
+		}
+	}
 }
 
 func (c *Cache) unindexState(e *entry) {
@@ -324,6 +334,9 @@ func (c *Cache) unindexState(e *entry) {
 		if c.byIP[ip] = removeEntry(c.byIP[ip], e); len(c.byIP[ip]) == 0 {
 			delete(c.byIP, ip)
 		}
+	}
+	if id := e.rec.CgroupID; id != 0 && c.byCgroupID[id] == e {
+		delete(c.byCgroupID, id)
 	}
 }
 

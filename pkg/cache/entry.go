@@ -12,6 +12,12 @@ type entry struct {
 	rec        enrich.Record
 	prev, next *entry
 	heapIndex  int // position in deletedHeap; -1 while the record is live
+	// cgroupSeq orders the claims on a cgroup ID (the kernel re-uses the
+	// inode of a removed directory): the latest claim holds the ID.
+	cgroupSeq uint64
+	// cgroupGone says the record's cgroup directory was removed: its ID
+	// stays in the record but no longer answers.
+	cgroupGone bool
 }
 
 func (e *entry) deleted() bool { return e.rec.DeletedAt != nil }

@@ -117,3 +117,54 @@ func TestCache_SandboxByIPAnswersOnlyALiveReadySandbox(t *testing.T) {
 		t.Errorf("a deleted sandbox still answers for its additional IP")
 	}
 }
+
+func TestCache_ByCgroupIDAnswersTheRecordWhoseCgroupHasTheIDNow(t *testing.T) {
+	clock := newFakeClock()
+	c := New(WithClock(clock.Now), WithGracePeriod(time.Minute))
+	old, next := testID(1), testID(2)
+	c.CgroupSeen(old, 4242) // the cgroup appears before the lookup ends
+	c.Put(plainRecord(old))
+	got, ok := c.ByCgroupID(4242)
+	if !ok || got.ID != old || got.CgroupID != 4242 {
+		t.Fatalf("ByCgroupID(4242) = %s %d, %v; want the record, carrying its cgroup id", got.ID, got.CgroupID, ok)
+	}
+	stale := plainRecord(old) // a later runtime answer knows nothing of cgroup ids
+	stale.Name = "renamed"
+	c.Put(stale)
+	if got, _ := c.Get(old); got.CgroupID != 4242 {
+		t.Errorf("cgroup id after a runtime answer = %d, want 4242 kept", got.CgroupID)
+	}
+
+	c.CgroupGone(old)
+	c.MarkDeleted(old, clock.Now())
+	if got, ok := c.ByCgroupID(4242); ok {
+		t.Fatalf("a removed cgroup's id still answers %s", got.ID[:12])
+	}
+	if got, _ := c.Get(old); got.CgroupID != 4242 {
+		t.Errorf("deleted record cgroup id = %d, want it kept", got.CgroupID)
+	}
+	// The kernel gives the inode to a new directory.
+	c.CgroupSeen(next, 4242)
+	c.Put(plainRecord(next))
+	c.Update(old, func(r enrich.Record) enrich.Record { r.Name = "late-update"; return r })
+	if got, ok := c.ByCgroupID(4242); !ok || got.ID != next {
+		t.Errorf("ByCgroupID(4242) after re-use = %q, %v; want the new directory's record, never the deleted one", got.ID, ok)
+	}
+}
+
+func TestCache_ALateClaimOnAReusedIDWinsOverAnEarlierOneNotYetGone(t *testing.T) {
+	c := New()
+	a, b := testID(1), testID(2)
+	c.Put(plainRecord(a))
+	c.CgroupSeen(a, 7)
+	c.Put(plainRecord(b))
+	c.CgroupSeen(b, 7) // a's removal was not seen yet (an inotify overflow)
+	c.Update(a, func(r enrich.Record) enrich.Record { r.Name = "touched"; return r })
+	if got, _ := c.ByCgroupID(7); got.ID != b {
+		t.Errorf("ByCgroupID(7) = %s, want the later claim %s", got.ID[:12], b[:12])
+	}
+	c.CgroupGone(a)
+	if got, ok := c.ByCgroupID(7); !ok || got.ID != b {
+		t.Errorf("the older claim's removal took the id from the newer: %q %v", got.ID, ok)
+	}
+}

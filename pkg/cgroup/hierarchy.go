@@ -69,6 +69,10 @@ func DetectHierarchy(root string) (Hierarchy, error) {
 	return Hierarchy{}, fmt.Errorf("%s: %w", root, ErrNoHierarchy)
 }
 
+// IsV2 says whether Dir is a cgroup v2 tree (the whole hierarchy, or a
+// hybrid host's unified tree), where a directory's inode is its cgroup ID.
+func (h Hierarchy) IsV2() bool { return h.Mode == ModeV2 || h.Mode == ModeHybrid }
+
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil

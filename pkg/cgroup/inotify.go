@@ -265,10 +265,28 @@ func (s *session) watch(rel string) error {
 // before.
 func (s *session) report(rel string) {
 	cpath, ref, ok := ContainerPath(rel)
-	if !ok || cpath != rel || !s.w.setKnown(rel, ref) {
+	if !ok || cpath != rel {
 		return
 	}
-	s.send(Event{Kind: Added, Path: rel, Ref: ref})
+	k := knownCgroup{ref: ref, id: s.cgroupID(rel)}
+	if !s.w.setKnown(rel, k) {
+		return
+	}
+	s.send(Event{Kind: Added, Path: rel, Ref: ref, CgroupID: k.id})
+}
+
+// cgroupID is the inode of rel's directory on a v2 tree: the number the
+// kernel hands eBPF programs as the cgroup's ID. 0 on v1, or when the
+// directory is already gone (its Removed follows).
+func (s *session) cgroupID(rel string) uint64 {
+	if !s.w.ids {
+		return 0
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(s.abs(rel), &st); err != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 // removeTree forgets rel and everything below it and emits Removed for the

@@ -48,6 +48,11 @@ type Event struct {
 	Path string
 	// Ref is what Path says about the container.
 	Ref Ref
+	// CgroupID is the inode number of the cgroup's directory when the
+	// watched tree is a cgroup v2 hierarchy (what bpf_get_current_cgroup_id
+	// returns for the container's processes), read once when the cgroup
+	// is seen and repeated on Removed; 0 on a v1 tree.
+	CgroupID uint64
 }
 
 // Clock makes the rescan ticker. Tests inject a fake one to trigger
@@ -69,6 +74,9 @@ type WatcherOptions struct {
 	RescanInterval time.Duration
 	// Clock makes the rescan ticker; nil means the system clock.
 	Clock Clock
+	// CgroupIDs says the watched directory is a cgroup v2 hierarchy, so
+	// each container cgroup's directory inode is its cgroup ID.
+	CgroupIDs bool
 }
 
 // addWatchFunc is inotify_add_watch(2); tests replace it to make the kernel
@@ -87,12 +95,19 @@ type Watcher struct {
 	log      *zap.Logger
 	interval time.Duration
 	clock    Clock
+	ids      bool
 	addWatch addWatchFunc
 	ready    chan struct{}
 	started  atomic.Bool
 
 	mu    sync.Mutex
-	known map[string]Ref // container-level path -> ref
+	known map[string]knownCgroup // container-level path -> what was reported
+}
+
+// knownCgroup is a reported container cgroup.
+type knownCgroup struct {
+	ref Ref
+	id  uint64
 }
 
 // NewWatcher returns a watcher of dir, normally a Hierarchy's Dir. It does
@@ -109,9 +124,10 @@ func NewWatcher(dir string, log *zap.Logger, opts WatcherOptions) *Watcher {
 		log:      log,
 		interval: opts.RescanInterval,
 		clock:    opts.Clock,
+		ids:      opts.CgroupIDs,
 		addWatch: unix.InotifyAddWatch,
 		ready:    make(chan struct{}),
-		known:    make(map[string]Ref),
+		known:    make(map[string]knownCgroup),
 	}
 }
 
@@ -127,8 +143,8 @@ func (w *Watcher) Snapshot() []Event {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	events := make([]Event, 0, len(w.known))
-	for path, ref := range w.known {
-		events = append(events, Event{Kind: Added, Path: path, Ref: ref})
+	for path, k := range w.known {
+		events = append(events, Event{Kind: Added, Path: path, Ref: k.ref, CgroupID: k.id})
 	}
 	slices.SortFunc(events, func(a, b Event) int { return cmp.Compare(a.Path, b.Path) })
 	return events
@@ -157,13 +173,13 @@ func (w *Watcher) Run(ctx context.Context, emit func(Event)) error {
 }
 
 // setKnown records a container cgroup and reports whether it is new.
-func (w *Watcher) setKnown(path string, ref Ref) bool {
+func (w *Watcher) setKnown(path string, k knownCgroup) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, ok := w.known[path]; ok {
 		return false
 	}
-	w.known[path] = ref
+	w.known[path] = k
 	return true
 }
 
@@ -173,10 +189,10 @@ func (w *Watcher) forgetKnown(match func(path string) bool) []Event {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var events []Event
-	for path, ref := range w.known {
+	for path, k := range w.known {
 		if match(path) {
 			delete(w.known, path)
-			events = append(events, Event{Kind: Removed, Path: path, Ref: ref})
+			events = append(events, Event{Kind: Removed, Path: path, Ref: k.ref, CgroupID: k.id})
 		}
 	}
 	slices.SortFunc(events, func(a, b Event) int { return cmp.Compare(a.Path, b.Path) })

@@ -454,3 +454,26 @@ func resolveProcessIn(t *testing.T, dir, wantPath string, wantRef Ref) {
 		t.Errorf("Resolve(%d) = %q, %+v, %v; want %q, %+v", pid, path, ref, err, wantPath, wantRef)
 	}
 }
+
+func TestWatcher_OnAV2TreeEventsCarryTheDirectorysInodeAsCgroupID(t *testing.T) {
+	dir := t.TempDir()
+	c1, r1 := cgroupfsContainer(1)
+	mkdirs(t, dir, c1)
+	run := startWatcher(t, newTestWatcher(t, dir, WatcherOptions{CgroupIDs: true}), nil)
+	ino := func(rel string) uint64 {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(dir, rel), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	id1 := ino(c1)
+	run.expect(t, Event{Kind: Added, Path: c1, Ref: r1, CgroupID: id1})
+	c2, r2 := systemdContainer(2)
+	mkdirs(t, dir, c2)
+	run.expect(t, Event{Kind: Added, Path: c2, Ref: r2, CgroupID: ino(c2)})
+	if err := os.Remove(filepath.Join(dir, c1)); err != nil {
+		t.Fatal(err)
+	}
+	run.expect(t, Event{Kind: Removed, Path: c1, Ref: r1, CgroupID: id1})
+}

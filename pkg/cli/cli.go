@@ -92,7 +92,7 @@ type command struct {
 
 var commands = map[string]command{
 	"get": {
-		usage: "cri-enricherd get <ID|pid:PID|cgroup:PATH|ip:ADDRESS> [flags]",
+		usage: "cri-enricherd get <ID|pid:PID|cgroup:PATH|cgroupid:N|ip:ADDRESS> [flags]",
 		about: `Print the container or pod sandbox with this ID (full, or a unique prefix of
 at least 12 characters), the container process PID lives in, or the
 container a cgroup path belongs to (as /proc/<pid>/cgroup or an eBPF tool
@@ -209,7 +209,7 @@ func (inv *invocation) output(allowed ...string) (string, error) {
 
 func runGet(inv *invocation) error {
 	if inv.fs.NArg() != 1 {
-		return usagef("want exactly one ID, pid:PID, cgroup:PATH or ip:ADDRESS, got %d arguments", inv.fs.NArg())
+		return usagef("want exactly one ID, pid:PID, cgroup:PATH, cgroupid:N or ip:ADDRESS, got %d arguments", inv.fs.NArg())
 	}
 	format, err := inv.output("table", "wide", "json", "yaml")
 	if err != nil {
@@ -256,6 +256,15 @@ func getter(arg string) (fetcher, error) {
 			return c.ContainerByCgroup(ctx, path)
 		}), nil
 	}
+	if raw, ok := strings.CutPrefix(arg, "cgroupid:"); ok {
+		id, err := api.ParseCgroupID(raw)
+		if err != nil {
+			return nil, usagef("cgroupid:%s: want a positive decimal cgroup ID", raw)
+		}
+		return one(func(ctx context.Context, c *client.Client) (enrich.Record, error) {
+			return c.ContainerByCgroupID(ctx, id)
+		}), nil
+	}
 	if ip, ok := strings.CutPrefix(arg, "ip:"); ok {
 		if _, err := netip.ParseAddr(ip); err != nil {
 			return nil, usagef("ip:%s: want an IPv4 or IPv6 address", ip)
@@ -263,7 +272,7 @@ func getter(arg string) (fetcher, error) {
 		return podByIP(ip), nil
 	}
 	if !api.ValidID(arg) {
-		return nil, usagef("%q is not an ID (12 to 64 lowercase hex characters), pid:PID, cgroup:PATH or ip:ADDRESS", arg)
+		return nil, usagef("%q is not an ID (12 to 64 lowercase hex characters), pid:PID, cgroup:PATH, cgroupid:N or ip:ADDRESS", arg)
 	}
 	return one(func(ctx context.Context, c *client.Client) (enrich.Record, error) { return c.Container(ctx, arg) }), nil
 }

@@ -68,6 +68,12 @@ func (c *Client) ContainerByCgroup(ctx context.Context, path string) (enrich.Rec
 	return rec, c.get(ctx, "/v1/cgroups", url.Values{"path": {path}}, &rec)
 }
 
+// ContainerByCgroupID returns the record whose cgroup has this cgroup v2 ID.
+func (c *Client) ContainerByCgroupID(ctx context.Context, id uint64) (enrich.Record, error) {
+	var rec enrich.Record
+	return rec, c.get(ctx, "/v1/cgroup-ids/"+strconv.FormatUint(id, 10), nil, &rec)
+}
+
 // PodByIP returns the live pod that holds ip now.
 func (c *Client) PodByIP(ctx context.Context, ip string) (api.PodRecords, error) {
 	var pod api.PodRecords

@@ -42,19 +42,24 @@ type Record struct {
 	// PID is the container's init process (a sandbox's pause process) on
 	// the host, as the runtime reports it; 0 until it has started and
 	// again once it has exited.
-	PID          int               `json:"pid"`
-	Privileged   bool              `json:"privileged"`
-	UserUID      *int64            `json:"user_uid"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations,omitempty"`
-	Env          []string          `json:"env,omitempty"`
-	LogPath      string            `json:"log_path"`
-	CgroupPath   string            `json:"cgroup_path"`
-	Mounts       []Mount           `json:"mounts"`
-	Resources    Resources         `json:"resources"`
-	IsPodSandbox bool              `json:"is_pod_sandbox"`
-	Pod          *Pod              `json:"pod"`
-	PodSource    PodSource         `json:"pod_source"`
+	PID         int               `json:"pid"`
+	Privileged  bool              `json:"privileged"`
+	UserUID     *int64            `json:"user_uid"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Env         []string          `json:"env,omitempty"`
+	LogPath     string            `json:"log_path"`
+	CgroupPath  string            `json:"cgroup_path"`
+	// CgroupID is the inode of the cgroup's directory in the cgroup v2
+	// hierarchy: what bpf_get_current_cgroup_id() returns for the
+	// container's processes. 0 until the cgroup was seen, and on hosts
+	// without a v2 hierarchy; kept after the directory is removed.
+	CgroupID     uint64    `json:"cgroup_id"`
+	Mounts       []Mount   `json:"mounts"`
+	Resources    Resources `json:"resources"`
+	IsPodSandbox bool      `json:"is_pod_sandbox"`
+	Pod          *Pod      `json:"pod"`
+	PodSource    PodSource `json:"pod_source"`
 	// Trimmed counts the labels, annotations and env entries of this record
 	// that the export caps dropped or cut; 0 means they are complete.
 	Trimmed int `json:"trimmed,omitempty"`

@@ -59,6 +59,9 @@ func Advance(prev, next Record) Record {
 	if next.StartedAt == nil {
 		next.StartedAt = prev.StartedAt // an event's update may not carry it
 	}
+	if next.CgroupID == 0 {
+		next.CgroupID = prev.CgroupID // seen by the cgroup watcher, not the runtime
+	}
 	if !next.IsPodSandbox && podBehind(prev.Pod, next.Pod) {
 		next.Pod, next.PodSource = prev.Pod, prev.PodSource
 	}

@@ -29,6 +29,8 @@ type Runtime interface {
 type Store interface {
 	Put(rec enrich.Record)
 	Update(id string, fn func(enrich.Record) enrich.Record) bool
+	CgroupSeen(id string, cgroupID uint64)
+	CgroupGone(id string)
 	Get(idOrPrefix string) (enrich.Record, error)
 	GetSandbox(sandboxID string) (enrich.Record, bool)
 	MarkDeleted(id string, at time.Time) bool

@@ -36,6 +36,7 @@ func (s *CgroupSource) Handle(ev cgroup.Event) {
 	id := ev.Ref.ContainerID
 	switch ev.Kind {
 	case cgroup.Added:
+		s.engine.store.CgroupSeen(id, ev.CgroupID)
 		hint := Hint{Exists: true, Cgroup: true, NewPod: s.firstOfPod(ev.Ref.PodUID)}
 		if s.eventsActive() {
 			// The event stream reports every container and sandbox,
@@ -47,6 +48,7 @@ func (s *CgroupSource) Handle(ev cgroup.Event) {
 		}
 		s.engine.Submit(id, hint)
 	case cgroup.Removed:
+		s.engine.store.CgroupGone(id)
 		s.forget(ev.Ref.PodUID, id)
 		if s.eventsActive() {
 			return

@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,8 +79,10 @@ func testSpine(t *testing.T, v harness.Variant) {
 
 	for _, p := range []*harness.Pod{before, host, after} {
 		assertSandboxRecord(t, rt, d, p)
+		assertCgroupID(t, d, p.SandboxID, sandboxCgroupsPath(t, rt, p.SandboxID))
 		for _, c := range p.Containers {
 			assertContainerRecord(t, rt, d, p, c.ID)
+			assertCgroupID(t, d, c.ID, containerView(t, rt, c.ID).cgroupPath)
 		}
 	}
 	assertPIDResolves(t, d, after.Containers[0].ID)
@@ -233,6 +238,64 @@ func assertPod(t *testing.T, who string, got *enrich.Pod, sb *runtimeapi.PodSand
 		t.Errorf("%s: CNI result %q does not hold the pod IP %s", who, got.CNIResult, p.IP)
 	case !p.HostNetwork && strings.Contains(got.CNIResult, `"lo"`):
 		t.Errorf("%s: CNI result %q still lists the loopback interface", who, got.CNIResult)
+	}
+}
+
+// sandboxCgroupsPath is the sandbox's cgroup as the runtime's spec names it.
+func sandboxCgroupsPath(t *testing.T, rt *harness.Runtime, id string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := rt.Client().PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id, Verbose: true})
+	if err != nil {
+		t.Fatalf("runtime PodSandboxStatus %s: %v", id, err)
+	}
+	var info struct {
+		RuntimeSpec struct {
+			Linux struct {
+				CgroupsPath string `json:"cgroupsPath"`
+			} `json:"linux"`
+		} `json:"runtimeSpec"`
+	}
+	if err := json.Unmarshal([]byte(resp.GetInfo()["info"]), &info); err != nil {
+		t.Fatalf("runtime info of %s: %v", id, err)
+	}
+	return info.RuntimeSpec.Linux.CgroupsPath
+}
+
+// v2Root is this host's cgroup v2 hierarchy: the whole tree, or a hybrid
+// host's unified tree.
+func v2Root(t *testing.T) string {
+	t.Helper()
+	for _, dir := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		if _, err := os.Stat(filepath.Join(dir, "cgroup.controllers")); err == nil {
+			return dir
+		}
+	}
+	t.Fatal("no cgroup v2 hierarchy on this host")
+	return ""
+}
+
+// assertCgroupID checks that the record carries the inode stat reports for
+// its cgroup v2 directory, and that looking that number up answers it.
+func assertCgroupID(t *testing.T, d *daemon, id, cgroupsPath string) {
+	t.Helper()
+	var st syscall.Stat_t
+	dir := filepath.Join(v2Root(t), cgroupsPath)
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatalf("stat %s: %v", dir, err)
+	}
+	var rec enrich.Record
+	eventually(t, 30*time.Second, "cgroup id of "+id[:12], func() error {
+		var err error
+		if rec, err = d.record(id); err == nil && rec.CgroupID != st.Ino {
+			err = fmt.Errorf("record cgroup_id %d, stat of %s says %d", rec.CgroupID, dir, st.Ino)
+		}
+		return err
+	})
+	var byID enrich.Record
+	if _, err := d.get(fmt.Sprintf("/v1/cgroup-ids/%d", st.Ino), &byID); err != nil || byID.ID != id {
+		t.Errorf("/v1/cgroup-ids/%d = %s, %v; want %s", st.Ino, byID.ID, err, id)
 	}
 }
 

@@ -83,6 +83,7 @@ func recordView(rec *enrich.Record) *enricherv1.Record {
 		Env:          rec.Env,
 		LogPath:      rec.LogPath,
 		CgroupPath:   rec.CgroupPath,
+		CgroupId:     rec.CgroupID,
 		Mounts:       mounts(rec.Mounts),
 		Resources:    resources(rec.Resources),
 		IsPodSandbox: rec.IsPodSandbox,

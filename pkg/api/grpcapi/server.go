@@ -174,6 +174,15 @@ func (s *Server) ListContainers(_ context.Context, req *enricherv1.ListContainer
 	return &enricherv1.ListContainersResponse{Items: recordsToProto(recs)}, nil
 }
 
+// GetContainerByCgroupID implements enricherv1.EnricherServer.
+func (s *Server) GetContainerByCgroupID(_ context.Context, req *enricherv1.GetContainerByCgroupIDRequest) (*enricherv1.Record, error) {
+	rec, err := s.query.ContainerByCgroupID(req.GetCgroupId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return recordView(&rec), nil
+}
+
 // GetPodByIP implements enricherv1.EnricherServer.
 func (s *Server) GetPodByIP(_ context.Context, req *enricherv1.GetPodByIPRequest) (*enricherv1.PodRecords, error) {
 	pod, err := s.query.PodByIP(req.GetIp())

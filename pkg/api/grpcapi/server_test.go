@@ -280,6 +280,21 @@ func TestServer_GetPodByIPAnswersOnlyALivePod(t *testing.T) {
 	}
 }
 
+func TestServer_GetContainerByCgroupIDAnswersOnlyALiveCgroup(t *testing.T) {
+	c := testCache()
+	c.CgroupSeen(idA, 4242)
+	e := start(t, c, watch.Options{}, Options{})
+	rec, err := e.client.GetContainerByCgroupID(callCtx(t), &enricherv1.GetContainerByCgroupIDRequest{CgroupId: 4242})
+	if err != nil || rec.GetId() != idA || rec.GetCgroupId() != 4242 {
+		t.Fatalf("GetContainerByCgroupID(4242) = %s %d, %v; want %s", rec.GetId(), rec.GetCgroupId(), err, idA[:12])
+	}
+	for id, want := range map[uint64]codes.Code{9: codes.NotFound, 0: codes.InvalidArgument} {
+		if _, err := e.client.GetContainerByCgroupID(callCtx(t), &enricherv1.GetContainerByCgroupIDRequest{CgroupId: id}); status.Code(err) != want {
+			t.Errorf("GetContainerByCgroupID(%d) = %v, want %s", id, err, want)
+		}
+	}
+}
+
 func recv(t *testing.T, s grpc.ServerStreamingClient[enricherv1.WatchEvent]) *enricherv1.WatchEvent {
 	t.Helper()
 	ev, err := s.Recv()

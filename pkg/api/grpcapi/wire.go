@@ -136,6 +136,7 @@ func (e *encoder) record(m *enricherv1.Record) {
 	e.string(24, m.GetPodSource())
 	e.int(25, int64(m.GetTrimmed()))
 	e.string(26, m.GetNode())
+	e.uint(27, m.GetCgroupId())
 }
 
 func (e *encoder) mount(m *enricherv1.Mount) {
