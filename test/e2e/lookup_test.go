@@ -91,12 +91,19 @@ func waitAllRecords(t *testing.T, d *daemon, pods []*harness.Pod) {
 
 // TestLookup_BurstOfPodsMissesNone creates 30 pods back to back (two
 // creators in parallel) while the daemon runs: every sandbox and container
-// must be served, with its pod.
+// must be served, with its pod, for at most one PodSandboxStatus per pod and
+// one ContainerStatus per container without events (two with them: CREATED
+// and STARTED), counted by a proxy on the runtime's side of the socket.
 func TestLookup_BurstOfPodsMissesNone(t *testing.T) {
 	for _, v := range harness.Variants() {
 		t.Run(v.Name, func(t *testing.T) {
 			rt := startRuntime(t, v)
-			d := startDaemon(t, rt.Endpoint())
+			proxy, err := harness.NewCRIProxy(t.TempDir(), rt.Endpoint())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = proxy.Close() })
+			d := startDaemon(t, proxy.Endpoint())
 			d.waitReady(60 * time.Second)
 			const n = 30
 			pods := make([]*harness.Pod, n)
@@ -123,6 +130,18 @@ func TestLookup_BurstOfPodsMissesNone(t *testing.T) {
 				if err != nil || rec.Pod == nil || rec.Pod.Name != p.Name {
 					t.Errorf("container of %s: %+v, %v", p.Name, rec.Pod, err)
 				}
+			}
+			perContainer := 1
+			if v.Name != harness.Containerd16 {
+				perContainer = 2
+			}
+			cs, pss := proxy.Calls("ContainerStatus"), proxy.Calls("PodSandboxStatus")
+			t.Logf("%s: the runtime received %d ContainerStatus and %d PodSandboxStatus for %d pods of one container, and %d + %d List calls",
+				v.Name, cs, pss, n, proxy.Calls("ListContainers"), proxy.Calls("ListPodSandbox"))
+			m, _ := d.metrics()
+			t.Logf("daemon: waits %v relists %v List %v", sum(m, "cri_enricherd_lookup_waits_total"), sum(m, "cri_enricherd_relists_total"), sum(m, "cri_enricherd_cri_requests_total", `rpc="ListContainers"`))
+			if cs > perContainer*n || pss > n {
+				t.Errorf("runtime received %d ContainerStatus and %d PodSandboxStatus, want at most %d and %d", cs, pss, perContainer*n, n)
 			}
 		})
 	}
