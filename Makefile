@@ -19,7 +19,7 @@ build: ## Build the static daemon binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cri-enricherd
 
 .PHONY: deps
-deps: ## Install what the real-runtime tests need (containerd 1.6 and 2.x, runc, CNI, crictl)
+deps: ## Install what the real-runtime tests need (containerd 1.6 and 2.x, runc, CNI, crictl, a kubelet built from the module proxy)
 	bash hack/install-test-deps.sh
 
 .PHONY: promtool
