@@ -152,10 +152,39 @@ func (r *Runtime) adoptSandbox(ctx context.Context, id string) {
 	}
 }
 
+// adoptBundles tracks the cgroup of every task bundle in the state dir, and
+// the network namespace and ID of every sandbox among them. It finds what Close could not learn through the
+// CRI, such as a kubelet's pods when containerd was killed before Close.
+func (r *Runtime) adoptBundles() {
+	configs, _ := filepath.Glob(filepath.Join(r.layout.state, "io.containerd.runtime.v2.task", "*", "*", "config.json"))
+	for _, config := range configs {
+		data, err := os.ReadFile(config)
+		if err != nil {
+			continue
+		}
+		var spec ociSpec
+		if err := json.Unmarshal(data, &spec); err != nil {
+			r.opts.Logf("harness: parse bundle %s: %v", config, err)
+			continue
+		}
+		if p := spec.Linux.CgroupsPath; p != "" {
+			r.trackCgroupParent(path.Dir(p))
+		}
+		// A sandbox names its netns file; a container joins /proc/<pid>/ns/net.
+		if ns := spec.networkNamespace(); ns != "" && !strings.HasPrefix(ns, "/proc/") {
+			r.trackNetNS(ns)
+			r.mu.Lock()
+			r.host.sandboxIDs[filepath.Base(filepath.Dir(config))] = struct{}{}
+			r.mu.Unlock()
+		}
+	}
+}
+
 // cleanupHost removes what containerd, its shims and runc left outside the
 // runtime's control, in an order where each step can succeed: processes
 // first, then mounts, then the files and cgroups they held.
 func (r *Runtime) cleanupHost() []error {
+	r.adoptBundles()
 	r.mu.Lock()
 	parents, netns, sandboxes := keys(r.host.cgroupParents), keys(r.host.netns), keys(r.host.sandboxIDs)
 	r.mu.Unlock()
