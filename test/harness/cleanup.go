@@ -61,7 +61,8 @@ func (r *Runtime) trackNetNS(path string) {
 	r.host.netns[path] = struct{}{}
 }
 
-// Close removes every pod of this runtime, stops containerd, and removes
+// Close closes the runtime's kubelet if one runs, removes every pod of this
+// runtime, stops containerd, and removes
 // everything it left on the host: shims and container processes, mounts
 // under the temp dir, network namespaces, pod cgroups in every hierarchy,
 // CNI cache files, the bridge and the temp dir. It works after Kill, after
@@ -77,13 +78,16 @@ func (r *Runtime) Close() error {
 	r.mu.Unlock()
 	r.waitForOps()
 	r.mu.Lock()
-	d := r.daemon
+	d, k := r.daemon, r.kubelet
 	r.mu.Unlock()
-	if d.running() {
-		r.removeAllPods()
+	var errs []error
+	if k != nil {
+		// Stopped first, or it would restart the pods removed below.
+		errs = append(errs, k.Close())
 	}
+	r.removePodsIfRunning()
 	d.stop(syscall.SIGTERM, 10*time.Second)
-	errs := r.cleanupHost()
+	errs = append(errs, r.cleanupHost()...)
 	if r.conn != nil {
 		_ = r.conn.Close()
 	}
@@ -127,6 +131,40 @@ func (r *Runtime) removeAllPods() {
 		if _, err := r.client.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.GetId()}); err != nil {
 			r.opts.Logf("harness: remove pod sandbox %s: %v", sb.GetId(), err)
 		}
+	}
+}
+
+// attachKubelet makes k the runtime's kubelet; a runtime has at most one.
+func (r *Runtime) attachKubelet(k *Kubelet) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closed:
+		return fmt.Errorf("start kubelet: runtime %s is closed", r.layout.dir)
+	case r.kubelet != nil:
+		return fmt.Errorf("start kubelet: runtime %s already has one", r.layout.dir)
+	}
+	r.kubelet = k
+	return nil
+}
+
+func (r *Runtime) detachKubelet(k *Kubelet) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.kubelet == k {
+		r.kubelet = nil
+	}
+}
+
+// removePodsIfRunning removes every pod while containerd runs (after Kill
+// the host cleanup does without it). Kubelet.Close uses it too: the kubelet
+// does not stop its pods when it stops, and the runtime is the kubelet's.
+func (r *Runtime) removePodsIfRunning() {
+	r.mu.Lock()
+	d := r.daemon
+	r.mu.Unlock()
+	if d.running() {
+		r.removeAllPods()
 	}
 }
 
@@ -215,21 +253,8 @@ func (r *Runtime) cleanupHost() []error {
 	return errs
 }
 
-// removeDir deletes the temp dir, but never while something is mounted
-// below it: RemoveAll would walk into the mounted filesystem.
-func (r *Runtime) removeDir() error {
-	mounts, err := mountsUnder(r.layout.dir)
-	if err != nil {
-		return err
-	}
-	if len(mounts) > 0 {
-		return fmt.Errorf("not removing %s: still mounted: %v", r.layout.dir, mounts)
-	}
-	if err := os.RemoveAll(r.layout.dir); err != nil {
-		return fmt.Errorf("remove runtime dir: %w", err)
-	}
-	return nil
-}
+// removeDir deletes the temp dir once nothing is mounted below it.
+func (r *Runtime) removeDir() error { return removeUnmountedDir(r.layout.dir) }
 
 // Leftovers lists what this runtime still has on the host; after Close it
 // should be empty. Tests assert on it to prove the cleanup. The bridge is
