@@ -19,7 +19,7 @@ build: ## Build the static daemon binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cri-enricherd
 
 .PHONY: deps
-deps: ## Install what the real-runtime tests need (containerd 1.6 and 2.x, runc, CNI, crictl)
+deps: ## Install what the real-runtime tests need (containerd 1.6 and 2.x, runc, CNI, crictl, a kubelet built from the module proxy)
 	bash hack/install-test-deps.sh
 
 .PHONY: promtool
@@ -52,11 +52,14 @@ fuzz: ## Run every fuzz target for FUZZTIME each (corpus kept under testdata/fuz
 	  done; \
 	done
 
+# -p 1: one package at a time. The daemon under test watches every cgroup
+# on the host, so another package's pods (the kubelet tests' included)
+# would show up in its call counts.
 .PHONY: e2e
-e2e: deps promtool build ## End-to-end tests against real containerd 1.6 and 2.x (needs root)
+e2e: deps promtool build ## End-to-end tests against real containerd 1.6 and 2.x, and a real kubelet on both (needs root)
 	set -a; source $${CRI_ENRICHERD_TEST_ENV:-/var/cache/cri-enricherd-test/env}; set +a; \
 	CRI_ENRICHERD_E2E=1 CRI_ENRICHERD_BIN=$(CURDIR)/$(BIN) \
-	  $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./test/harness/... ./test/e2e/...
+	  $(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) -v ./test/harness/... ./test/e2e/...
 
 .PHONY: demo
 demo: deps build ## Start a throwaway containerd with sample pods, run the daemon on it, print its records, tear down

@@ -2,7 +2,9 @@
 # install-test-deps.sh installs what the real-runtime tests (test/harness,
 # test/e2e, make demo) need: containerd 1.6 from Debian, containerd 2.4.2 and
 # its shim built from the Go module proxy, runc, the CNI plugins, a static
-# busybox for the offline test images, and crictl.
+# busybox for the offline test images, crictl, and a kubelet built from the
+# module proxy (hack/install-kubelet.sh) for the kubelet mode. iptables is
+# there so the kubelet tests can prove the kubelet added no chains.
 #
 # It is idempotent and quiet when everything is already there; it prints one
 # line for each thing it installs. At the end it writes an env file (sourceable
@@ -17,11 +19,13 @@ set -euo pipefail
 
 CONTAINERD2_VERSION=v2.4.2
 CRICTL_VERSION=v1.37.0
-APT_PACKAGES=(containerd runc containernetworking-plugins busybox-static iproute2)
+KUBELET_VERSION=v1.34.4
+APT_PACKAGES=(containerd runc containernetworking-plugins busybox-static iproute2 iptables util-linux)
 
 cache=${CRI_ENRICHERD_TEST_CACHE:-/var/cache/cri-enricherd-test}
 bin_dir=$cache/bin
 containerd2_dir=$bin_dir/containerd-${CONTAINERD2_VERSION#v}
+kubelet_dir=$bin_dir/kubelet-${KUBELET_VERSION#v}
 env_file=${CRI_ENRICHERD_TEST_ENV:-$cache/env}
 
 log() { echo "install-test-deps: $*" >&2; }
@@ -75,6 +79,11 @@ install_crictl() {
 	go_install_into "$bin_dir" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
 }
 
+# install_kubelet skips the build when the binary reports the right version.
+install_kubelet() {
+	KUBELET_VERSION=$KUBELET_VERSION bash "$(dirname "${BASH_SOURCE[0]}")/install-kubelet.sh" "$kubelet_dir"
+}
+
 write_env_file() {
 	local tmp
 	mkdir -p "$(dirname "$env_file")"
@@ -86,6 +95,7 @@ CRI_ENRICHERD_TEST_CTR=$(command -v ctr)
 CRI_ENRICHERD_TEST_CRICTL=$bin_dir/crictl
 CRI_ENRICHERD_TEST_BUSYBOX=/bin/busybox
 CRI_ENRICHERD_TEST_CNI_BIN=/usr/lib/cni
+CRI_ENRICHERD_TEST_KUBELET=$kubelet_dir/kubelet
 EOF
 	if ! cmp -s "$tmp" "$env_file"; then
 		mv "$tmp" "$env_file"
@@ -103,6 +113,7 @@ main() {
 	install_apt_packages
 	install_containerd2
 	install_crictl
+	install_kubelet
 	write_env_file
 }
 

@@ -61,7 +61,8 @@ func (r *Runtime) trackNetNS(path string) {
 	r.host.netns[path] = struct{}{}
 }
 
-// Close removes every pod of this runtime, stops containerd, and removes
+// Close closes the runtime's kubelet if one runs, removes every pod of this
+// runtime, stops containerd, and removes
 // everything it left on the host: shims and container processes, mounts
 // under the temp dir, network namespaces, pod cgroups in every hierarchy,
 // CNI cache files, the bridge and the temp dir. It works after Kill, after
@@ -77,13 +78,16 @@ func (r *Runtime) Close() error {
 	r.mu.Unlock()
 	r.waitForOps()
 	r.mu.Lock()
-	d := r.daemon
+	d, k := r.daemon, r.kubelet
 	r.mu.Unlock()
-	if d.running() {
-		r.removeAllPods()
+	var errs []error
+	if k != nil {
+		// Stopped first, or it would restart the pods removed below.
+		errs = append(errs, k.Close())
 	}
+	r.removePodsIfRunning()
 	d.stop(syscall.SIGTERM, 10*time.Second)
-	errs := r.cleanupHost()
+	errs = append(errs, r.cleanupHost()...)
 	if r.conn != nil {
 		_ = r.conn.Close()
 	}
@@ -130,6 +134,40 @@ func (r *Runtime) removeAllPods() {
 	}
 }
 
+// attachKubelet makes k the runtime's kubelet; a runtime has at most one.
+func (r *Runtime) attachKubelet(k *Kubelet) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closed:
+		return fmt.Errorf("start kubelet: runtime %s is closed", r.layout.dir)
+	case r.kubelet != nil:
+		return fmt.Errorf("start kubelet: runtime %s already has one", r.layout.dir)
+	}
+	r.kubelet = k
+	return nil
+}
+
+func (r *Runtime) detachKubelet(k *Kubelet) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.kubelet == k {
+		r.kubelet = nil
+	}
+}
+
+// removePodsIfRunning removes every pod while containerd runs (after Kill
+// the host cleanup does without it). Kubelet.Close uses it too: the kubelet
+// does not stop its pods when it stops, and the runtime is the kubelet's.
+func (r *Runtime) removePodsIfRunning() {
+	r.mu.Lock()
+	d := r.daemon
+	r.mu.Unlock()
+	if d.running() {
+		r.removeAllPods()
+	}
+}
+
 // adoptSandbox tracks the cgroup and netns of a sandbox RunPod did not make.
 func (r *Runtime) adoptSandbox(ctx context.Context, id string) {
 	r.mu.Lock()
@@ -152,10 +190,39 @@ func (r *Runtime) adoptSandbox(ctx context.Context, id string) {
 	}
 }
 
+// adoptBundles tracks the cgroup of every task bundle in the state dir, and
+// the network namespace and ID of every sandbox among them. It finds what Close could not learn through the
+// CRI, such as a kubelet's pods when containerd was killed before Close.
+func (r *Runtime) adoptBundles() {
+	configs, _ := filepath.Glob(filepath.Join(r.layout.state, "io.containerd.runtime.v2.task", "*", "*", "config.json"))
+	for _, config := range configs {
+		data, err := os.ReadFile(config)
+		if err != nil {
+			continue
+		}
+		var spec ociSpec
+		if err := json.Unmarshal(data, &spec); err != nil {
+			r.opts.Logf("harness: parse bundle %s: %v", config, err)
+			continue
+		}
+		if p := spec.Linux.CgroupsPath; p != "" {
+			r.trackCgroupParent(path.Dir(p))
+		}
+		// A sandbox names its netns file; a container joins /proc/<pid>/ns/net.
+		if ns := spec.networkNamespace(); ns != "" && !strings.HasPrefix(ns, "/proc/") {
+			r.trackNetNS(ns)
+			r.mu.Lock()
+			r.host.sandboxIDs[filepath.Base(filepath.Dir(config))] = struct{}{}
+			r.mu.Unlock()
+		}
+	}
+}
+
 // cleanupHost removes what containerd, its shims and runc left outside the
 // runtime's control, in an order where each step can succeed: processes
 // first, then mounts, then the files and cgroups they held.
 func (r *Runtime) cleanupHost() []error {
+	r.adoptBundles()
 	r.mu.Lock()
 	parents, netns, sandboxes := keys(r.host.cgroupParents), keys(r.host.netns), keys(r.host.sandboxIDs)
 	r.mu.Unlock()
@@ -186,21 +253,8 @@ func (r *Runtime) cleanupHost() []error {
 	return errs
 }
 
-// removeDir deletes the temp dir, but never while something is mounted
-// below it: RemoveAll would walk into the mounted filesystem.
-func (r *Runtime) removeDir() error {
-	mounts, err := mountsUnder(r.layout.dir)
-	if err != nil {
-		return err
-	}
-	if len(mounts) > 0 {
-		return fmt.Errorf("not removing %s: still mounted: %v", r.layout.dir, mounts)
-	}
-	if err := os.RemoveAll(r.layout.dir); err != nil {
-		return fmt.Errorf("remove runtime dir: %w", err)
-	}
-	return nil
-}
+// removeDir deletes the temp dir once nothing is mounted below it.
+func (r *Runtime) removeDir() error { return removeUnmountedDir(r.layout.dir) }
 
 // Leftovers lists what this runtime still has on the host; after Close it
 // should be empty. Tests assert on it to prove the cleanup. The bridge is

@@ -117,9 +117,11 @@ func renderConfig(version int, p configParams) (string, error) {
 	return b.String(), nil
 }
 
-// cniConflist is a bridge network with host-local addresses. No gateway and
-// no masquerading: pods only need an address, nothing sends them packets.
-// containerd adds the loopback network itself.
+// cniConflist is a bridge network with host-local addresses. isGateway
+// stays false (it would switch on the host's ip_forward) and nothing is
+// masqueraded: pods only need an address. Options.HostReachable gives the
+// bridge its address beforehand instead. containerd adds the loopback
+// network itself.
 func cniConflist(slot netSlot, ipamDir string) ([]byte, error) {
 	conf := map[string]any{
 		"cniVersion": "1.0.0",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -20,7 +21,7 @@ const hostPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 const logTailLines = 40
 
-// daemon is one containerd process.
+// daemon is one long-running child process: containerd or a kubelet.
 type daemon struct {
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -30,19 +31,24 @@ type daemon struct {
 // startDaemon starts containerd with the runtime's config, appending its
 // output to the log file (a restart keeps the earlier log).
 func startDaemon(v Variant, l layout) (*daemon, error) {
-	logFile, err := os.OpenFile(l.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	cmd := exec.Command(v.Binary, "--config", l.config)
+	cmd.Env = append(os.Environ(), "PATH="+v.ShimDir+":"+os.Getenv("PATH")+":"+hostPath)
+	return startProcess(cmd, l.log)
+}
+
+// startProcess starts cmd with its output appended to logPath. Its own
+// process group keeps a terminal's Ctrl-C away from it, so Close can still
+// talk to it after the demo caught SIGINT.
+func startProcess(cmd *exec.Cmd, logPath string) (*daemon, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("open containerd log: %w", err)
+		return nil, fmt.Errorf("open log: %w", err)
 	}
 	defer logFile.Close()
-	cmd := exec.Command(v.Binary, "--config", l.config)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), "PATH="+v.ShimDir+":"+os.Getenv("PATH")+":"+hostPath)
-	// Its own process group keeps a terminal's Ctrl-C away from containerd,
-	// so Close can still talk to it after the demo caught SIGINT.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", v.Binary, err)
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	d := &daemon{cmd: cmd, done: make(chan struct{})}
 	go func() {
@@ -131,16 +137,19 @@ func probe(ctx context.Context, client runtimeapi.RuntimeServiceClient) error {
 }
 
 // logTail returns the last lines of the containerd log for error messages.
-func logTail(path string) string {
+func logTail(path string) string { return tailFile("containerd log", path) }
+
+// tailFile returns the last lines of a log file, introduced by its label.
+func tailFile(label, path string) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Sprintf("(no containerd log: %v)", err)
+		return fmt.Sprintf("(no %s: %v)", label, err)
 	}
 	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 	if len(lines) > logTailLines {
 		lines = lines[len(lines)-logTailLines:]
 	}
-	return "containerd log tail (" + path + "):\n" + strings.Join(lines, "\n")
+	return label + " tail (" + path + "):\n" + strings.Join(lines, "\n")
 }
 
 // processesReferring returns the PIDs whose command line mentions needle:
@@ -169,14 +178,19 @@ func processesReferring(needle string) ([]int, error) {
 // killProcessesReferring SIGKILLs every process found by processesReferring
 // and waits for them to be gone.
 func killProcessesReferring(needle string) error {
+	return killUntilGone("referring to "+needle, func() ([]int, error) { return processesReferring(needle) })
+}
+
+// killUntilGone SIGKILLs the processes find returns until it returns none.
+func killUntilGone(what string, find func() ([]int, error)) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		pids, err := processesReferring(needle)
+		pids, err := find()
 		if err != nil || len(pids) == 0 {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("processes %v referring to %s survived SIGKILL", pids, needle)
+			return fmt.Errorf("processes %v %s survived SIGKILL", pids, what)
 		}
 		for _, pid := range pids {
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -185,4 +199,33 @@ func killProcessesReferring(needle string) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// processesInMountNamespace returns the PIDs whose mount namespace is ns
+// (as /proc/<pid>/ns/mnt names it); none for an empty ns.
+func processesInMountNamespace(ns string) ([]int, error) {
+	if ns == "" {
+		return nil, nil
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("read /proc: %w", err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if link, err := os.Readlink("/proc/" + e.Name() + "/ns/mnt"); err == nil && link == ns {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// killMountNamespace SIGKILLs every process in mount namespace ns; the
+// namespace and its mounts go with the last of them.
+func killMountNamespace(ns string) error {
+	return killUntilGone("in mount namespace "+ns, func() ([]int, error) { return processesInMountNamespace(ns) })
 }

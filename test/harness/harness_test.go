@@ -196,25 +196,36 @@ func containerPID(ctx context.Context, t *testing.T, rt *harness.Runtime, id str
 	if err != nil {
 		t.Fatalf("container status %s: %v", id, err)
 	}
-	var info struct {
-		PID int `json:"pid"`
-	}
-	if err := json.Unmarshal([]byte(resp.GetInfo()["info"]), &info); err != nil || info.PID == 0 {
-		t.Fatalf("container %s verbose info has no pid: %v", id, err)
+	info := parseVerboseInfo(t, id, resp.GetInfo())
+	if info.PID == 0 {
+		t.Fatalf("container %s verbose info has no pid", id)
 	}
 	return info.PID
 }
 
+// verboseInfo is what the tests read of containerd's verbose info of a
+// container or sandbox.
+type verboseInfo struct {
+	PID         int `json:"pid"`
+	RuntimeSpec struct {
+		Linux struct {
+			CgroupsPath string `json:"cgroupsPath"`
+		} `json:"linux"`
+	} `json:"runtimeSpec"`
+}
+
+func parseVerboseInfo(t *testing.T, id string, info map[string]string) verboseInfo {
+	t.Helper()
+	var v verboseInfo
+	if err := json.Unmarshal([]byte(info["info"]), &v); err != nil {
+		t.Fatalf("verbose info of %s: %v", id, err)
+	}
+	return v
+}
+
 func closeAndAssertClean(t *testing.T, rt *harness.Runtime, pods []*harness.Pod) {
 	t.Helper()
-	began := time.Now()
-	if err := rt.Close(); err != nil {
-		t.Errorf("close: %v", err)
-	}
-	t.Logf("%s: close took %v", rt.Variant().Name, time.Since(began).Round(time.Millisecond))
-	if left := rt.Leftovers(); len(left) > 0 {
-		t.Errorf("left behind after close:\n%s", strings.Join(left, "\n"))
-	}
+	assertClosesClean(t, rt.Variant().Name+" runtime", rt)
 	for _, p := range pods {
 		if p.NetNSPath != "" && exists(p.NetNSPath) {
 			t.Errorf("pod %s netns %s still exists", p.Name, p.NetNSPath)
@@ -228,8 +239,28 @@ func closeAndAssertClean(t *testing.T, rt *harness.Runtime, pods []*harness.Pod)
 	if exists(filepath.Join("/sys/class/net", rt.BridgeName())) {
 		t.Errorf("bridge %s still exists", rt.BridgeName())
 	}
-	if err := rt.Close(); err != nil {
-		t.Errorf("second close: %v", err)
+}
+
+// cleanable is what a Runtime and a Kubelet share.
+type cleanable interface {
+	Close() error
+	Leftovers() []string
+}
+
+// assertClosesClean closes c, expects nothing left behind, and expects a
+// second Close to do nothing.
+func assertClosesClean(t *testing.T, name string, c cleanable) {
+	t.Helper()
+	began := time.Now()
+	if err := c.Close(); err != nil {
+		t.Errorf("close %s: %v", name, err)
+	}
+	t.Logf("%s: close took %v", name, time.Since(began).Round(time.Millisecond))
+	if left := c.Leftovers(); len(left) > 0 {
+		t.Errorf("%s left behind after close:\n%s", name, strings.Join(left, "\n"))
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second close of %s: %v", name, err)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -156,20 +155,65 @@ func cgroupDirs(parent string) ([]string, error) {
 // below, in every hierarchy, until none is left. Needed when containerd or
 // its shims were killed and left containers running.
 func killCgroupProcesses(parent string) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		pids, err := cgroupPIDs(parent)
-		if err != nil || len(pids) == 0 {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("processes %v in cgroup %s survived SIGKILL", pids, parent)
-		}
-		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		time.Sleep(50 * time.Millisecond)
+	return killUntilGone("in cgroup "+parent, func() ([]int, error) { return cgroupPIDs(parent) })
+}
+
+// createCgroup makes the cgroup at rel in every hierarchy, as a node's boot
+// would make a kubelet's cgroup root. A new v1 cpuset starts with no CPUs
+// and memory nodes, so it gets its parent's.
+func createCgroup(rel string) error {
+	roots, err := cgroupRoots()
+	if err != nil {
+		return err
 	}
+	for _, root := range roots {
+		dir := filepath.Join(root, rel)
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create cgroup %s: %w", dir, err)
+		}
+		for _, file := range []string{"cpuset.cpus", "cpuset.mems"} {
+			if err := copyIfEmpty(filepath.Join(filepath.Dir(dir), file), filepath.Join(dir, file)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// copyIfEmpty copies a cgroup control file's value from src to an empty
+// dst; a file that does not exist in this hierarchy is skipped.
+func copyIfEmpty(src, dst string) error {
+	cur, err := os.ReadFile(dst)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && strings.TrimSpace(string(cur)) != "") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dst, err)
+	}
+	value, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", src, err)
+	}
+	if err := os.WriteFile(dst, value, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", dst, err)
+	}
+	return nil
+}
+
+// removeUnmountedDir deletes dir, but never while something is mounted
+// below it: RemoveAll would walk into the mounted filesystem.
+func removeUnmountedDir(dir string) error {
+	mounts, err := mountsUnder(dir)
+	if err != nil {
+		return err
+	}
+	if len(mounts) > 0 {
+		return fmt.Errorf("not removing %s: still mounted: %v", dir, mounts)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
 }
 
 func cgroupPIDs(parent string) ([]int, error) {

@@ -279,3 +279,34 @@ func importImages(ctx context.Context, ctr, socket, archive string) error {
 	}
 	return nil
 }
+
+// tagImage names the image src also dst in the CRI's k8s.io namespace.
+func tagImage(ctx context.Context, ctr, socket, src, dst string) error {
+	cmd := exec.CommandContext(ctx, ctr, "--address", socket, "--namespace", "k8s.io", "images", "tag", "--force", src, dst)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("ctr images tag %s %s: %w: %s", src, dst, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// normalizeImageName completes a short image reference the way the CRI
+// (docker's reference rules) does: a first component without a dot, a colon
+// or "localhost" is a Docker Hub path, official images live under library/,
+// and a reference without tag or digest means :latest.
+func normalizeImageName(name string) string {
+	first, rest, hasSlash := strings.Cut(name, "/")
+	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
+		if !hasSlash {
+			name = "docker.io/library/" + name
+		} else {
+			name = "docker.io/" + name
+		}
+	} else if first == "docker.io" && !strings.Contains(rest, "/") {
+		name = "docker.io/library/" + rest
+	}
+	last := name[strings.LastIndex(name, "/")+1:]
+	if !strings.ContainsAny(last, ":@") {
+		name += ":latest"
+	}
+	return name
+}

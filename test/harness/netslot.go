@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -33,7 +34,7 @@ func acquireNetSlot() (netSlot, error) {
 		return netSlot{}, fmt.Errorf("create slot lock dir: %w", err)
 	}
 	for n := 1; n <= maxSlots; n++ {
-		f, err := os.OpenFile(filepath.Join(slotLockDir, fmt.Sprintf("net-%d.lock", n)), os.O_CREATE|os.O_RDWR, 0o644)
+		f, err := os.OpenFile(slotLockPath(n), os.O_CREATE|os.O_RDWR, 0o644)
 		if err != nil {
 			return netSlot{}, fmt.Errorf("open slot lock: %w", err)
 		}
@@ -49,11 +50,46 @@ func acquireNetSlot() (netSlot, error) {
 	return netSlot{}, fmt.Errorf("all %d network slots are in use", maxSlots)
 }
 
+func slotLockPath(n int) string { return filepath.Join(slotLockDir, fmt.Sprintf("net-%d.lock", n)) }
+
+// slotHeld reports whether a live Runtime, in this process or another, holds
+// slot n. It probes with a shared lock, so an acquirer racing the probe
+// merely moves on to the next slot.
+func slotHeld(n int) bool {
+	f, err := os.Open(slotLockPath(n))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return errors.Is(unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB), unix.EWOULDBLOCK)
+}
+
 func (s netSlot) bridgeName() string  { return fmt.Sprintf("crien%d", s.n) }
-func (s netSlot) networkName() string { return fmt.Sprintf("cri-enricherd-%d", s.n) }
+func (s netSlot) networkName() string { return networkNamePrefix + strconv.Itoa(s.n) }
+
+const networkNamePrefix = "cri-enricherd-"
 
 func (s netSlot) subnet() netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 223, byte(s.n), 0}), 24)
+}
+
+// gateway is the subnet's first address, which host-local never hands out.
+func (s netSlot) gateway() netip.Addr { return s.subnet().Addr().Next() }
+
+// createBridge makes the slot's bridge with the gateway address before the
+// CNI plugin runs; the plugin then uses it as it is.
+func (s netSlot) createBridge() error {
+	name, addr := s.bridgeName(), netip.PrefixFrom(s.gateway(), s.subnet().Bits()).String()
+	for _, args := range [][]string{
+		{"link", "add", name, "type", "bridge"},
+		{"addr", "add", addr, "dev", name},
+		{"link", "set", name, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
 }
 
 // release deletes the bridge the CNI plugin made and drops the lock.

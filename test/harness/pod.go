@@ -282,15 +282,19 @@ func (r *Runtime) startContainer(ctx context.Context, rec *podRecord, spec PodSp
 // reads: the sandbox's cgroup and network namespace, so Close can remove
 // them even when containerd is gone.
 type sandboxInfo struct {
-	RuntimeSpec struct {
-		Linux struct {
-			CgroupsPath string `json:"cgroupsPath"`
-			Namespaces  []struct {
-				Type string `json:"type"`
-				Path string `json:"path"`
-			} `json:"namespaces"`
-		} `json:"linux"`
-	} `json:"runtimeSpec"`
+	RuntimeSpec ociSpec `json:"runtimeSpec"`
+}
+
+// ociSpec is the part of an OCI runtime spec (also a bundle's config.json)
+// that places a container on the host.
+type ociSpec struct {
+	Linux struct {
+		CgroupsPath string `json:"cgroupsPath"`
+		Namespaces  []struct {
+			Type string `json:"type"`
+			Path string `json:"path"`
+		} `json:"namespaces"`
+	} `json:"linux"`
 }
 
 func parseSandboxInfo(info string) (sandboxInfo, error) {
@@ -305,8 +309,13 @@ func parseSandboxInfo(info string) (sandboxInfo, error) {
 }
 
 // networkNamespace is the netns file path; empty for host network.
-func (si sandboxInfo) networkNamespace() string {
-	for _, ns := range si.RuntimeSpec.Linux.Namespaces {
+func (si sandboxInfo) networkNamespace() string { return si.RuntimeSpec.networkNamespace() }
+
+// networkNamespace is the network namespace path the spec names: a netns
+// file for a sandbox, /proc/<pid>/ns/net for a container joining it,
+// empty for host network.
+func (s ociSpec) networkNamespace() string {
+	for _, ns := range s.Linux.Namespaces {
 		if ns.Type == "network" {
 			return ns.Path
 		}

@@ -28,6 +28,12 @@ type Options struct {
 	// Ctr, Busybox and CNIBinDir override the tool locations; empty means
 	// the environment (EnvCtr, EnvBusybox, EnvCNIBin) or the Debian path.
 	Ctr, Busybox, CNIBinDir string
+	// HostReachable gives the bridge the subnet's first address, so the
+	// host (a kubelet's HTTP probes, a test) can reach pod IPs on it. The
+	// harness makes the bridge itself instead of the CNI plugin's
+	// isGateway, which would also switch on the host's ip_forward; pods get
+	// no default route and nothing is forwarded or masqueraded.
+	HostReachable bool
 }
 
 func (o Options) withDefaults() Options {
@@ -78,11 +84,12 @@ type Runtime struct {
 
 	ops sync.WaitGroup // RunPod calls in flight
 
-	mu     sync.Mutex
-	slot   netSlot
-	daemon *daemon
-	closed bool
-	host   hostState
+	mu      sync.Mutex
+	slot    netSlot
+	daemon  *daemon
+	kubelet *Kubelet // the kubelet running on this runtime, if any
+	closed  bool
+	host    hostState
 }
 
 // Start runs a fresh containerd of variant v and waits until its CRI
@@ -116,6 +123,11 @@ func (r *Runtime) start(ctx context.Context) error {
 	// A run that crashed with this slot may have left its bridge behind.
 	if err := deleteLink(slot.bridgeName()); err != nil {
 		return err
+	}
+	if r.opts.HostReachable {
+		if err := slot.createBridge(); err != nil {
+			return err
+		}
 	}
 	if err := r.layout.mkdirs(); err != nil {
 		return err
@@ -172,15 +184,44 @@ func (r *Runtime) loadImages(ctx context.Context) error {
 		return err
 	}
 	for _, spec := range harnessImages() {
-		resp, err := r.images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: spec.name}})
-		if err != nil {
-			return fmt.Errorf("image status %s: %w", spec.name, err)
-		}
-		if resp.GetImage() == nil {
-			return fmt.Errorf("image %s not visible to the CRI after import", spec.name)
+		if err := r.waitImage(ctx, spec.name); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// TagImage gives the imported image src a second name dst, such as the
+// busybox:1.36 a pod spec asks for, and waits until the CRI knows it. Both
+// names are normalized the way the CRI normalizes them (busybox:1.36 is
+// docker.io/library/busybox:1.36).
+func (r *Runtime) TagImage(ctx context.Context, src, dst string) error {
+	src, dst = normalizeImageName(src), normalizeImageName(dst)
+	if err := tagImage(ctx, r.opts.Ctr, r.layout.socket, src, dst); err != nil {
+		return err
+	}
+	return r.waitImage(ctx, dst)
+}
+
+// waitImage polls until the CRI's image store has name: containerd's CRI
+// plugin learns of imports and tags from events, a moment later.
+func (r *Runtime) waitImage(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.StartTimeout)
+	defer cancel()
+	for {
+		resp, err := r.images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: name}})
+		if err != nil {
+			return fmt.Errorf("image status %s: %w", name, err)
+		}
+		if resp.GetImage() != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("image %s not visible to the CRI: %w", name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Variant returns the containerd build this runtime runs.

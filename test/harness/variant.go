@@ -25,6 +25,8 @@ const (
 	EnvCNIBin = "CRI_ENRICHERD_TEST_CNI_BIN"
 	// EnvCrictl is the path of crictl.
 	EnvCrictl = "CRI_ENRICHERD_TEST_CRICTL"
+	// EnvKubelet is the path of the kubelet binary the kubelet mode runs.
+	EnvKubelet = "CRI_ENRICHERD_TEST_KUBELET"
 	// EnvE2E set to "1" turns a missing dependency from a skip into a failure.
 	EnvE2E = "CRI_ENRICHERD_E2E"
 )
@@ -38,6 +40,7 @@ const (
 const (
 	defaultCacheDir   = "/var/cache/cri-enricherd-test"
 	containerd2Subdir = "bin/containerd-2.4.2"
+	kubeletSubdir     = "bin/kubelet-1.34.4"
 	shimBinary        = "containerd-shim-runc-v2"
 )
 
@@ -151,4 +154,10 @@ func cniBinDir(opt string) string {
 		return opt
 	}
 	return envOr(EnvCNIBin, "/usr/lib/cni")
+}
+
+// KubeletPath is where the kubelet is: EnvKubelet, else the install
+// script's cache.
+func KubeletPath() string {
+	return envOr(EnvKubelet, filepath.Join(envOr(EnvCache, defaultCacheDir), kubeletSubdir, "kubelet"))
 }
