@@ -265,7 +265,7 @@ func (p *Prometheus) api(ctx context.Context, path string, data any) error {
 }
 
 // LogTail is the end of the server's log.
-func (p *Prometheus) LogTail() string { return tailFile(p.log, 20) }
+func (p *Prometheus) LogTail() string { return tailFile("prometheus log", p.log) }
 
 // Close stops the server and removes its data.
 func (p *Prometheus) Close() error {
@@ -293,17 +293,4 @@ func freeLoopbackPort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tailFile returns the last n lines of a log file.
-func tailFile(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
 }
