@@ -22,7 +22,7 @@ type podNetwork struct {
 // primary IP are the IPs derived from the CNI result (first IPv4, else first
 // IPv6, the rest as additional), because some runtimes and versions leave
 // the status empty while the CNI result has the addresses.
-func sandboxNetwork(ns *runtimeapi.PodSandboxNetworkStatus, info *sandboxInfo) (podNetwork, error) {
+func sandboxNetwork(ns *runtimeapi.PodSandboxNetworkStatus, info *sandboxInfo, ready bool) (podNetwork, error) {
 	cni, cniAddrs, err := cniResult(info)
 	n := podNetwork{ip: ns.GetIp(), additionalIPs: []string{}, cniResult: cni}
 	for _, a := range ns.GetAdditionalIps() {
@@ -30,7 +30,10 @@ func sandboxNetwork(ns *runtimeapi.PodSandboxNetworkStatus, info *sandboxInfo) (
 			n.additionalIPs = append(n.additionalIPs, ip)
 		}
 	}
-	if n.ip == "" {
+	// A stopped sandbox's status says it holds no address any more; the
+	// CNI result it keeps is history, and its addresses may be another
+	// pod's by now.
+	if n.ip == "" && ready {
 		n.ip, n.additionalIPs = primaryIP(append(n.additionalIPs, cniAddrs...))
 	}
 	return n, err

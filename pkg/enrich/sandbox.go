@@ -35,7 +35,7 @@ func Sandbox(resp *runtimeapi.PodSandboxStatusResponse, runtimeName string, opts
 	}
 	lim := newLimiter(opts)
 	pod := sandboxPod(st, &info, lim, opts.ExportAnnotations)
-	net, cniErr := sandboxNetwork(st.GetNetwork(), &info)
+	net, cniErr := sandboxNetwork(st.GetNetwork(), &info, st.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY)
 	pod.IP, pod.AdditionalIPs, pod.CNIResult = net.ip, net.additionalIPs, net.cniResult
 	rec := sandboxRecord(st, &info, pod, runtimeName)
 	rec.Node = opts.NodeName

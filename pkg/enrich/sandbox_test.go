@@ -146,6 +146,7 @@ func TestSandbox_IPs(t *testing.T) {
 		info       string
 		ip         string
 		additional []string
+		notReady   bool
 	}{
 		{
 			name: "dual stack from status",
@@ -187,11 +188,19 @@ func TestSandbox_IPs(t *testing.T) {
 			ip:   "fd00::9", additional: []string{},
 		},
 		{name: "no network", ip: "", additional: []string{}},
+		{
+			name:     "a stopped sandbox's cni result is history",
+			info:     `{"cniResult":{"Interfaces":{"eth0":{"IPConfigs":[{"IP":"10.1.2.3"}],"Sandbox":"/ns"}}}}`,
+			notReady: true, ip: "", additional: []string{},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := sandboxResp(tt.info)
 			resp.Status.Network = tt.network
+			if !tt.notReady {
+				resp.Status.State = runtimeapi.PodSandboxState_SANDBOX_READY
+			}
 			rec, err := Sandbox(resp, "containerd", Options{})
 			if err != nil {
 				t.Fatalf("Sandbox: %v", err)

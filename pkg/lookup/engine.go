@@ -117,6 +117,10 @@ type call struct {
 	done chan struct{}
 	rec  enrich.Record
 	err  error
+	// running is set once a worker took the call: its hint was read, so a
+	// later Force or Gone asks the runtime again after it (again).
+	running bool
+	again   *Hint
 }
 
 // Engine turns IDs into cached records.
@@ -235,6 +239,15 @@ func (e *Engine) skipLocked(id string) bool {
 func (e *Engine) submitLocked(id string, hint Hint) *call {
 	if c, ok := e.calls[id]; ok {
 		c.hint = mergeHints(c.hint, hint)
+		if c.running && (hint.Force || hint.Gone) {
+			// The answer on its way may predate what the source just saw
+			// (a cgroup gone, an event): ask once more after it.
+			again := mergeHints(Hint{}, hint)
+			if c.again != nil {
+				again = mergeHints(*c.again, hint)
+			}
+			c.again = &again
+		}
 		return c
 	}
 	if !hint.Force && !hint.Gone && e.skipLocked(id) {
@@ -347,6 +360,7 @@ func (e *Engine) next() (string, *call, Hint) {
 	e.running++
 	c := e.calls[id]
 	c.hint.Urgent = false
+	c.running = true
 	return id, c, c.hint
 }
 
@@ -359,6 +373,7 @@ func (e *Engine) finish(id string, c *call) {
 	delete(e.calls, id)
 	update := e.pending[id]
 	delete(e.pending, id)
+	again := c.again
 	e.mu.Unlock()
 	if update != nil && c.err == nil && e.store.Update(id, update) {
 		if rec, err := e.store.Get(id); err == nil && rec.ID == id {
@@ -367,6 +382,9 @@ func (e *Engine) finish(id string, c *call) {
 		}
 	}
 	close(c.done)
+	if again != nil {
+		e.Submit(id, *again)
+	}
 }
 
 func (e *Engine) failQueued(err error) {

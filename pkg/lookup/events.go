@@ -178,6 +178,7 @@ func (ev *Events) handle(msg *runtimeapi.ContainerEventResponse) {
 
 func (ev *Events) handleSandbox(id string, kind runtimeapi.ContainerEventType) {
 	e := ev.engine
+	ev.log.Debug("sandbox event", zap.String("id", id), zap.String("type", eventName(kind)))
 	switch kind {
 	case runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT:
 		e.Submit(id, Hint{Sandbox: true, Exists: true})

@@ -255,3 +255,67 @@ func (unimplementedEvents) ContainerEvents(context.Context) (runtimeapi.RuntimeS
 	return nil, status.Error(codes.Unimplemented, "unknown method GetContainerEvents")
 }
 func (unimplementedEvents) ObserveStreamEnd(error, time.Duration) {}
+
+func TestEvents_AStoppedSandboxIsAskedAgainUntilItsNetworkIsGone(t *testing.T) {
+	rt := newFakeRuntime()
+	sb, ctrs := rt.addPod(1, 1)
+	e, c, rec := newTestEngine(t, rt, Options{})
+	if _, err := e.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The pause process died; the kubelet has not torn the network down yet.
+	rt.mu.Lock()
+	rt.sandboxes[sb].Status.State = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+	rt.mu.Unlock()
+	newTestEvents(e).handle(event(sb, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, sb))
+	waitFor(t, func() bool { return rec.Get("wait:stopping") == 1 })
+	if got, _ := c.GetSandbox(sb); got.Pod.IP == "" {
+		t.Fatalf("the runtime still reports the address; the record dropped it early")
+	}
+	rt.stopSandbox(sb) // StopPodSandbox: the network is gone
+	waitFor(t, func() bool { got, _ := c.GetSandbox(sb); return got.Pod.IP == "" })
+	if got, _ := c.Get(ctrs[0]); got.Pod.IP != "" {
+		t.Errorf("container pod ip = %q, want its stopped sandbox's empty address", got.Pod.IP)
+	}
+	if e.Stats().Waiting != 0 {
+		t.Errorf("still waiting on %d ids once the network was gone", e.Stats().Waiting)
+	}
+}
+
+func TestEngine_AGoneSeenWhileALookupRunsAsksAgainAfterIt(t *testing.T) {
+	rt := newFakeRuntime()
+	_, ctrs := rt.addPod(1, 1)
+	id := ctrs[0]
+	rt.block = make(chan struct{})
+	e, c, _ := newTestEngine(t, rt, Options{})
+	e.Submit(id, Hint{Exists: true})
+	waitFor(t, func() bool { return e.Stats().InFlight == 1 })
+	// The container exits and its cgroup goes while its answer (running)
+	// is on the wire.
+	rt.setContainer(id, runtimeapi.ContainerState_CONTAINER_EXITED, 0)
+	e.Submit(id, Hint{Gone: true})
+	close(rt.block)
+	waitFor(t, func() bool { got, err := c.Get(id); return err == nil && got.State == "exited" })
+	if got, _ := c.Get(id); got.PID != 0 {
+		t.Errorf("pid = %d, want 0 for the exited container", got.PID)
+	}
+}
+
+func TestLookup_ACgroupGoneBeforeTheRuntimeRecordsTheExitWaitsForIt(t *testing.T) {
+	rt := newFakeRuntime()
+	_, ctrs := rt.addPod(1, 1)
+	id := ctrs[0]
+	e, c, rec := newTestEngine(t, rt, Options{Wait: fastWait})
+	if _, err := e.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// containerd deletes the task, and its cgroup, before it records the
+	// exit: the status still says running when the cgroup is gone.
+	e.Submit(id, Hint{Gone: true})
+	waitFor(t, func() bool { return rec.Get("wait:not_stopped") == 1 })
+	rt.setContainer(id, runtimeapi.ContainerState_CONTAINER_EXITED, 0)
+	waitFor(t, func() bool { got, _ := c.Get(id); return got.State == "exited" })
+	if got, _ := c.Get(id); got.PID != 0 || got.DeletedAt != nil {
+		t.Errorf("record = pid %d deleted %v, want pid 0, not deleted (the runtime still has it)", got.PID, got.DeletedAt)
+	}
+}

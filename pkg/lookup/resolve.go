@@ -54,6 +54,13 @@ func (e *Engine) settle(id string, rec enrich.Record, err error, hint Hint) (enr
 		e.remember(id, true)
 		e.store.Put(rec)
 		e.rec.LookupDone(resultOf(rec))
+		if hint.Gone && !hint.Force && (rec.State == "running" || rec.State == "created" || rec.State == "ready") {
+			// The cgroup went first; the exit is recorded a moment later.
+			e.waits.add(id, Hint{Gone: true, Sandbox: rec.IsPodSandbox}, reasonNotStopped)
+		}
+		if rec.IsPodSandbox {
+			e.waits.recheck(id, rec.State != "notready" || rec.Pod == nil || rec.Pod.IP == "")
+		}
 		return rec, nil
 	case isNotFound(err) && hint.Gone:
 		e.store.MarkDeleted(id, e.opts.Now())

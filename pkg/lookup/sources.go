@@ -53,7 +53,11 @@ func (s *CgroupSource) Handle(ev cgroup.Event) {
 		if s.eventsActive() {
 			return
 		}
-		if rec, err := s.engine.store.Get(id); err == nil && rec.ID == id && rec.DeletedAt == nil {
+		// Without events, a gone cgroup is the sign a container exited
+		// or a sandbox stopped; ask for the final state even when the
+		// record is not cached yet (a short-lived container can end
+		// while its first lookup runs, or before it).
+		if rec, err := s.engine.store.Get(id); err != nil || (rec.ID == id && rec.DeletedAt == nil) {
 			s.engine.Submit(id, Hint{Gone: true})
 		}
 	}

@@ -19,7 +19,19 @@ const (
 	// the ID yet (containerd registers a sandbox a moment after runc
 	// creates its cgroup).
 	reasonNotRegistered = "not_registered"
+	// reasonNotStopped: the cgroup of a container is gone but the runtime
+	// still reports it running: containerd deletes the task (and its
+	// cgroup) before it records the exit.
+	reasonNotStopped = "not_stopped"
+	// reasonStopping: a stopped sandbox whose runtime still reports its
+	// address: the network goes when the kubelet's StopPodSandbox tears it
+	// down, and no event tells when, so its status is asked again later.
+	reasonStopping = "stopping"
 )
+
+// maxStopChecks bounds how often a stopped sandbox's status is asked again
+// for its network to go (after 1, 2, 4 ... 128 seconds).
+const maxStopChecks = 8
 
 // WaitOptions tune how the engine waits for the runtime to report an ID
 // started. Zero values take the defaults.
@@ -54,19 +66,46 @@ type waiter struct {
 	opts WaitOptions
 	wake chan struct{}
 
-	mu  sync.Mutex
-	ids map[string]*waiting
+	mu     sync.Mutex
+	ids    map[string]*waiting
+	checks map[string]int // stopped sandboxes: times asked again
 }
 
 type waiting struct {
-	hint  Hint
-	since time.Time
-	next  time.Time
-	gap   time.Duration
+	hint    Hint
+	since   time.Time
+	next    time.Time
+	gap     time.Duration
+	recheck bool // ask the status when due, without listing first
 }
 
 func newWaiter(e *Engine, opts WaitOptions) *waiter {
-	return &waiter{e: e, opts: opts, wake: make(chan struct{}, 1), ids: map[string]*waiting{}}
+	return &waiter{e: e, opts: opts, wake: make(chan struct{}, 1), ids: map[string]*waiting{}, checks: map[string]int{}}
+}
+
+// recheck asks a stopped sandbox's status again after a backoff, until its
+// network is gone (see reasonStopping); settled ends it.
+func (w *waiter) recheck(id string, settled bool) {
+	now := w.e.opts.Now()
+	w.mu.Lock()
+	n := w.checks[id]
+	if settled || n >= maxStopChecks {
+		delete(w.checks, id)
+		w.mu.Unlock()
+		return
+	}
+	w.checks[id] = n + 1
+	if _, ok := w.ids[id]; !ok {
+		gap := time.Second << n
+		w.ids[id] = &waiting{hint: Hint{Sandbox: true, Force: true}, since: now, next: now.Add(gap), gap: gap, recheck: true}
+	}
+	w.mu.Unlock()
+	w.e.rec.Waited(reasonStopping)
+	w.e.log.Debug("stopped sandbox still has its network; asking again", zap.String("id", id), zap.Int("check", n+1))
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }
 
 // add starts waiting for id (unless it already waits) and counts why.
@@ -170,10 +209,18 @@ func (w *waiter) poll(ctx context.Context, id string) {
 	if !ok {
 		return
 	}
+	if wt.recheck {
+		w.submit(id, hint)
+		return
+	}
 	verdict, isSandbox := w.state(ctx, id, hint)
 	now := w.e.opts.Now()
+	if hint.Gone {
+		w.pollGone(id, wt, verdict, isSandbox, now)
+		return
+	}
 	switch {
-	case verdict == verdictStarted:
+	case verdict == verdictStarted || verdict == verdictStopped:
 		w.submit(id, Hint{Sandbox: isSandbox, Force: true, Exists: true})
 	case now.Sub(wt.since) < w.opts.GiveUp:
 		w.reschedule(id, now)
@@ -185,6 +232,17 @@ func (w *waiter) poll(ctx context.Context, id string) {
 		w.remove(id)
 		w.e.remember(id, false)
 		w.e.log.Debug("gave up waiting for the runtime to list a cgroup's id", zap.String("id", id))
+	}
+}
+
+// pollGone asks for the final state of an ID whose cgroup went once the
+// runtime lists it stopped or no more.
+func (w *waiter) pollGone(id string, wt *waiting, verdict listVerdict, isSandbox bool, now time.Time) {
+	switch {
+	case verdict == verdictStopped || verdict == verdictUnlisted || now.Sub(wt.since) >= w.opts.GiveUp:
+		w.submit(id, Hint{Sandbox: isSandbox, Gone: true, Force: true})
+	default:
+		w.reschedule(id, now)
 	}
 }
 
@@ -206,15 +264,16 @@ func (w *waiter) reschedule(id string, now time.Time) {
 type listVerdict int
 
 const (
-	verdictUnlisted listVerdict = iota // neither list has it (or a List failed)
+	verdictFailed   listVerdict = iota // a List failed: ask again later
+	verdictUnlisted                    // neither list has it
 	verdictListed                      // listed, not started yet
-	verdictStarted                     // a container past created, a sandbox ready
+	verdictStarted                     // a container running, a sandbox ready
+	verdictStopped                     // a container exited, a sandbox not ready after it was ready
 )
 
-// state lists id as a sandbox and as a container, the likelier first. A
-// failed List counts as unlisted: the next poll asks again.
+// state lists id as a sandbox and as a container, the likelier first.
 func (w *waiter) state(ctx context.Context, id string, hint Hint) (listVerdict, bool) {
-	asSandbox := func() listVerdict { return w.sandboxState(ctx, id) }
+	asSandbox := func() listVerdict { return w.sandboxState(ctx, id, hint.Gone) }
 	asContainer := func() listVerdict { return w.containerState(ctx, id) }
 	if hint.Sandbox || hint.NewPod {
 		if v := asSandbox(); v != verdictUnlisted || hint.Sandbox {
@@ -225,33 +284,48 @@ func (w *waiter) state(ctx context.Context, id string, hint Hint) (listVerdict, 
 	if v := asContainer(); v != verdictUnlisted {
 		return v, false
 	}
+	if hint.Gone && !hint.Sandbox {
+		return verdictUnlisted, false
+	}
 	return asSandbox(), true
 }
 
-func (w *waiter) sandboxState(ctx context.Context, id string) listVerdict {
+// sandboxState reads a sandbox's listed state. Not ready means "not set up
+// yet" to a wait for the start and "stopped" to a wait for the end.
+func (w *waiter) sandboxState(ctx context.Context, id string, gone bool) listVerdict {
 	if w.e.limit.Wait(ctx) != nil {
-		return verdictUnlisted
+		return verdictFailed
 	}
 	items, err := w.e.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{Id: id})
-	if err != nil || len(items) == 0 {
+	switch {
+	case err != nil:
+		return verdictFailed
+	case len(items) == 0:
 		return verdictUnlisted
-	}
-	if items[0].GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
+	case items[0].GetState() == runtimeapi.PodSandboxState_SANDBOX_READY:
 		return verdictStarted
+	case gone:
+		return verdictStopped
 	}
 	return verdictListed
 }
 
 func (w *waiter) containerState(ctx context.Context, id string) listVerdict {
 	if w.e.limit.Wait(ctx) != nil {
-		return verdictUnlisted
+		return verdictFailed
 	}
 	items, err := w.e.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{Id: id})
-	if err != nil || len(items) == 0 {
+	switch {
+	case err != nil:
+		return verdictFailed
+	case len(items) == 0:
 		return verdictUnlisted
 	}
-	if items[0].GetState() == runtimeapi.ContainerState_CONTAINER_CREATED {
+	switch items[0].GetState() {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
 		return verdictListed
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		return verdictStopped
 	}
 	return verdictStarted
 }

@@ -289,24 +289,19 @@ func tagImage(ctx context.Context, ctr, socket, src, dst string) error {
 	return nil
 }
 
-// normalizeImageName completes a short image reference the way the CRI
-// (docker's reference rules) does: a first component without a dot, a colon
-// or "localhost" is a Docker Hub path, official images live under library/,
-// and a reference without tag or digest means :latest.
-func normalizeImageName(name string) string {
-	first, rest, hasSlash := strings.Cut(name, "/")
-	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
-		if !hasSlash {
-			name = "docker.io/library/" + name
-		} else {
-			name = "docker.io/" + name
+// ImageDigest returns the digest of the manifest the imported image name
+// points at (what a pod pinning the image by digest asks for).
+func (r *Runtime) ImageDigest(ctx context.Context, name string) (string, error) {
+	out, err := exec.CommandContext(ctx, r.opts.Ctr, "--address", r.layout.socket, "--namespace", "k8s.io",
+		"images", "ls", "name=="+name).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("ctr images ls %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) >= 3 && fields[0] == name && strings.HasPrefix(fields[2], "sha256:") {
+			return fields[2], nil
 		}
-	} else if first == "docker.io" && !strings.Contains(rest, "/") {
-		name = "docker.io/library/" + rest
 	}
-	last := name[strings.LastIndex(name, "/")+1:]
-	if !strings.ContainsAny(last, ":@") {
-		name += ":latest"
-	}
-	return name
+	return "", fmt.Errorf("image %s not listed by ctr: %s", name, strings.TrimSpace(string(out)))
 }

@@ -139,22 +139,3 @@ func writeExecutable(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
-
-func TestNormalizeImageName_CompletesNamesLikeTheCRI(t *testing.T) {
-	cases := map[string]string{
-		"busybox:1.36":                 "docker.io/library/busybox:1.36",
-		"busybox":                      "docker.io/library/busybox:latest",
-		"library/busybox:1":            "docker.io/library/busybox:1",
-		"docker.io/busybox:1":          "docker.io/library/busybox:1",
-		"prom/prometheus:v3":           "docker.io/prom/prometheus:v3",
-		"cri-enricherd.test/busybox:1": "cri-enricherd.test/busybox:1",
-		"localhost/app":                "localhost/app:latest",
-		"registry:5000/app:2":          "registry:5000/app:2",
-		"quay.io/a/b@sha256:0123":      "quay.io/a/b@sha256:0123",
-	}
-	for in, want := range cases {
-		if got := normalizeImageName(in); got != want {
-			t.Errorf("normalizeImageName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

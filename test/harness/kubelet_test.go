@@ -27,7 +27,7 @@ import (
 
 // askedImage is what the pods ask for; TagImage gives the workload image
 // this name, so the kubelet finds it without a registry.
-const askedImage = "busybox:1.36"
+const askedImage = "cri-enricherd.test/busybox:1.36"
 
 func TestKubelet_RunsStaticPodsOnItsOwnCgroupRootAndLeavesTheHostUntouched(t *testing.T) {
 	eachKubeletVariant(t, 8*time.Minute, func(ctx context.Context, t *testing.T, v harness.Variant) {

@@ -192,11 +192,10 @@ func (r *Runtime) loadImages(ctx context.Context) error {
 }
 
 // TagImage gives the imported image src a second name dst, such as the
-// busybox:1.36 a pod spec asks for, and waits until the CRI knows it. Both
-// names are normalized the way the CRI normalizes them (busybox:1.36 is
-// docker.io/library/busybox:1.36).
+// image a pod spec asks for, and waits until the CRI knows it. Both are
+// full references (registry/repository:tag, or @digest): ctr stores names
+// as given, and the tests name only the harness's neutral registry.
 func (r *Runtime) TagImage(ctx context.Context, src, dst string) error {
-	src, dst = normalizeImageName(src), normalizeImageName(dst)
 	if err := tagImage(ctx, r.opts.Ctr, r.layout.socket, src, dst); err != nil {
 		return err
 	}
