@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"go.uber.org/zap/zapcore"
+
 	"github.com/cri-enricherd/cri-enricherd/pkg/cli"
 	"github.com/cri-enricherd/cri-enricherd/pkg/config"
 )
@@ -27,9 +29,9 @@ func main() {
 // failure, 2 on a bad configuration. The commands get, list and watch are
 // the command-line interface, with the exit statuses of package cli.
 func run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	if len(args) > 0 && cli.IsCommand(args[0]) {
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-		defer stop()
 		return cli.Run(ctx, args, cli.IO{Environ: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr})
 	}
 	cfg, err := config.Load(args, os.Environ())
@@ -49,7 +51,7 @@ func run(args []string) int {
 		fmt.Println("cri-enricherd", version)
 		return 0
 	}
-	if err := serve(cfg); err != nil {
+	if err := serve(ctx, cfg, zapcore.Lock(os.Stderr)); err != nil {
 		fmt.Fprintf(os.Stderr, "cri-enricherd: %v\n", err)
 		return 1
 	}

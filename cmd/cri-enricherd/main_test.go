@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
 
 func TestRun_ExitStatusSaysWhatHappened(t *testing.T) {
 	tests := []struct {
@@ -24,3 +28,6 @@ func TestRun_ExitStatusSaysWhatHappened(t *testing.T) {
 		})
 	}
 }
+
+// TestMain checks that every daemon a test ran stopped all it started.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

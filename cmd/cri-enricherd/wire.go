@@ -6,12 +6,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/api"
@@ -30,17 +29,15 @@ import (
 // after a stop signal.
 const drainTimeout = 5 * time.Second
 
-// serve builds the components from cfg and runs them until SIGTERM/SIGINT.
-func serve(cfg config.Config) error {
-	log, err := config.NewLogger(cfg.Log)
+// serve builds the components from cfg, logging to logOut, and runs them
+// until ctx ends (main ends it on SIGTERM/SIGINT) or one of them fails.
+func serve(ctx context.Context, cfg config.Config, logOut zapcore.WriteSyncer) error {
+	log, err := config.NewLogger(cfg.Log, logOut)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
 	log.Info("starting", zap.String("version", version), zap.Object("config", cfg))
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 
 	m := metrics.New(metrics.BuildInfo{Version: version, Node: cfg.NodeName})
 	var ready atomic.Pointer[func() bool]

@@ -280,11 +280,11 @@ func TestLoad_ParsesSocketModeAsOctal(t *testing.T) {
 		{name: "no leading zero is still octal", env: "640", want: 0o640},
 		{name: "0o prefix", env: "0o600", want: 0o600},
 		{name: "widest", env: "0777", want: 0o777},
-		{name: "zero", env: "0", want: 0},
+		{name: "zero would read as the default 0660", env: "0", problem: `api.socket_mode: "0000" must be an octal mode between 0001 and 0777`},
 		{name: "unquoted in YAML", yaml: "0600", want: 0o600},
 		{name: "unquoted without zero in YAML", yaml: "600", want: 0o600},
 		{name: "quoted in YAML", yaml: `"0640"`, want: 0o640},
-		{name: "sticky bit", env: "1777", problem: `api.socket_mode: "1777" must be an octal mode between 0000 and 0777`},
+		{name: "sticky bit", env: "1777", problem: `api.socket_mode: "1777" must be an octal mode between 0001 and 0777`},
 		{name: "not octal", env: "0999", problem: `api.socket_mode: "0999" must be an octal file mode such as "0660"`},
 		{name: "symbolic", env: "rw-rw----", problem: `api.socket_mode: "rw-rw----" must be an octal file mode`},
 	}

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -10,14 +9,11 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// NewLogger builds the process logger writing to stderr: JSON or console
-// encoding, the configured level, and sampling above debug so a failure
-// repeated for every container cannot flood the node's log pipeline.
-func NewLogger(c LogConfig) (*zap.Logger, error) {
-	return newLogger(c, zapcore.Lock(os.Stderr))
-}
-
-func newLogger(c LogConfig, out zapcore.WriteSyncer) (*zap.Logger, error) {
+// NewLogger builds the process logger writing to out (main passes stderr):
+// JSON or console encoding, the configured level, and sampling above debug
+// so a failure repeated for every container cannot flood the node's log
+// pipeline.
+func NewLogger(c LogConfig, out zapcore.WriteSyncer) (*zap.Logger, error) {
 	if !slices.Contains(logLevels, c.Level) {
 		return nil, fmt.Errorf("log level %q: want one of %v", c.Level, logLevels)
 	}

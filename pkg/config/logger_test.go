@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 
@@ -38,7 +39,7 @@ func TestNewLogger_HonoursLevelAndFormat(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var buf bytes.Buffer
-			log, err := newLogger(tt.cfg, zapcore.AddSync(&buf))
+			log, err := NewLogger(tt.cfg, zapcore.AddSync(&buf))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,7 +64,7 @@ func TestNewLogger_HonoursLevelAndFormat(t *testing.T) {
 func TestNewLogger_RejectsUnknownLevelOrFormat(t *testing.T) {
 	t.Parallel()
 	for _, c := range []LogConfig{{Level: "trace", Format: "json"}, {Level: "panic", Format: "json"}, {Level: "info", Format: "text"}} {
-		if _, err := NewLogger(c); err == nil {
+		if _, err := NewLogger(c, zapcore.AddSync(io.Discard)); err == nil {
 			t.Errorf("NewLogger(%+v) = nil error, want one", c)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -175,8 +177,10 @@ func (ch *checker) api(a APIConfig, m MetricsConfig) {
 			ch.add("api.grpc_socket", a.GRPCSocket, "must differ from api.socket")
 		}
 	}
-	if a.SocketMode&^0o777 != 0 {
-		ch.add("api.socket_mode", formatMode(a.SocketMode), "must be an octal mode between 0000 and 0777")
+	// 0 is refused rather than honoured: the socket code reads a zero mode
+	// as its default 0660, which would widen what the operator asked for.
+	if a.SocketMode&^0o777 != 0 || a.SocketMode == 0 {
+		ch.add("api.socket_mode", formatMode(a.SocketMode), "must be an octal mode between 0001 and 0777")
 	}
 	if a.SocketGroup != "" && !validGroup(a.SocketGroup) {
 		ch.add("api.socket_group", a.SocketGroup, "must be a group name or a numeric gid")
@@ -213,6 +217,8 @@ func (ch *checker) metrics(m MetricsConfig) {
 	switch {
 	case !strings.HasPrefix(m.Path, "/") || strings.ContainsAny(m.Path, " \t\r\n?#{}"):
 		ch.add("metrics.path", m.Path, "must be a URL path starting with /, such as /metrics")
+	case !cleanURLPath(m.Path):
+		ch.add("metrics.path", m.Path, "must be a clean URL path (no empty, . or .. elements, no malformed %%-escapes): no request could reach it")
 	case reservedPath(m.Path):
 		ch.add("metrics.path", m.Path, "must not be a path the metrics listener already serves (/healthz, /readyz, /debug/pprof/...)")
 	}
@@ -229,6 +235,17 @@ func (ch *checker) metrics(m MetricsConfig) {
 		}
 		exported[name] = label
 	}
+}
+
+// cleanURLPath says whether a request can reach p: the HTTP mux refuses
+// (panics on) a pattern with empty, . or .. elements, and the server answers
+// 400 to a path with a malformed escape. A trailing slash is allowed.
+func cleanURLPath(p string) bool {
+	if _, err := url.PathUnescape(p); err != nil {
+		return false
+	}
+	clean := path.Clean(p)
+	return clean == p || clean+"/" == p
 }
 
 // reservedPath says whether p collides with the probes and pprof, which the

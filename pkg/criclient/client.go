@@ -79,6 +79,10 @@ func Dial(endpoint string, opts Options) (*Client, error) {
 	c := &Client{endpoint: target, timeout: opts.Timeout, observer: opts.Observer}
 	bo := backoff.DefaultConfig
 	bo.MaxDelay = opts.MaxReconnectDelay
+	// gRPC gives a connection attempt max(MinConnectTimeout, the current
+	// backoff), and the first backoff is BaseDelay (1s): without this a
+	// connect timeout under a second would be a second.
+	bo.BaseDelay = min(bo.BaseDelay, opts.ConnectTimeout)
 	conn, err := grpc.NewClient(target,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: opts.ConnectTimeout}),

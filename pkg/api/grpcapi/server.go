@@ -95,7 +95,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration)
 		case <-ctx.Done():
 			s.health.Shutdown() // NOT_SERVING while draining
 			stopWithin(g, drain)
-			if err := <-errc; err != nil {
+			// A stop that comes before g.Serve ran (ctx ended during
+			// start-up) makes Serve answer ErrServerStopped: still a
+			// clean stop.
+			if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 				return fmt.Errorf("serve grpc %s: %w", l.Addr(), err)
 			}
 			return nil

@@ -464,3 +464,21 @@ func TestServe_StopsStreamsThatOutliveTheDrainTimeout(t *testing.T) {
 		}
 	}
 }
+
+func TestServe_ContextEndedBeforeServingIsACleanStop(t *testing.T) {
+	c := cache.New()
+	hub := watch.New(c, watch.Options{})
+	defer hub.Close()
+	srv := New(c, fakeResolver{}, fakePIDs{}, hub, zap.NewNop(), Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()            // a daemon told to stop while it starts
+	for i := range 20 { // the stop may come before or after the server began serving
+		l, err := net.Listen("unix", filepath.Join(t.TempDir(), "grpc.sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Serve(ctx, l, time.Second); err != nil {
+			t.Fatalf("Serve %d with an ended context = %v, want nil", i, err)
+		}
+	}
+}
