@@ -56,9 +56,9 @@ fuzz: ## Run every fuzz target for FUZZTIME each (corpus kept under testdata/fuz
 # on the host, so another package's pods (the kubelet tests' included)
 # would show up in its call counts.
 .PHONY: e2e
-e2e: deps promtool build ## End-to-end tests against real containerd 1.6 and 2.x, and a real kubelet on both (needs root)
+e2e: deps promtool helm build ## End-to-end tests against real containerd 1.6 and 2.x, a real kubelet on both, the chart's pod and a real Prometheus (needs root)
 	set -a; source $${CRI_ENRICHERD_TEST_ENV:-/var/cache/cri-enricherd-test/env}; set +a; \
-	CRI_ENRICHERD_E2E=1 CRI_ENRICHERD_BIN=$(CURDIR)/$(BIN) \
+	CRI_ENRICHERD_E2E=1 CRI_ENRICHERD_BIN=$(CURDIR)/$(BIN) CRI_ENRICHERD_HELM=$(HELM) \
 	  $(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) -v ./test/harness/... ./test/e2e/...
 
 .PHONY: demo

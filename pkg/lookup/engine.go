@@ -204,26 +204,35 @@ func (e *Engine) Run(ctx context.Context) error {
 }
 
 // Submit queues a lookup of id unless it is cached (and not forced), already
-// queued or running, or negatively cached. An ID seen only through its
-// cgroup first waits for the runtime to list it started. It never blocks.
+// queued or running, or negatively cached. It never blocks.
+//
+// An ID seen only through its cgroup (no event stream) is looked up at once
+// when its pod is known: the record is there before the container's first
+// process runs, in state created; the waiter then asks once more when the
+// runtime lists it started, for its PID. The first cgroup of an unknown pod
+// is most likely its sandbox, which the runtime registers and makes ready
+// only a moment later: that one waits for the runtime to list it ready.
 func (e *Engine) Submit(id string, hint Hint) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if hint.Cgroup && !hint.Force && !hint.Gone && e.calls[id] == nil && e.notStartedLocked(id) {
+	if hint.Cgroup && !hint.Force && !hint.Gone && e.calls[id] == nil && e.shouldWaitLocked(id, hint) {
 		e.waits.add(id, hint, reasonNotStarted)
 		return
 	}
 	e.submitLocked(id, hint)
 }
 
-// notStartedLocked says whether id is worth waiting for: unknown (and not
-// negatively cached), or cached as a container that has not started yet.
-func (e *Engine) notStartedLocked(id string) bool {
+// shouldWaitLocked says whether a cgroup's ID waits before its status is
+// asked: a cached container that has not started yet, or an unknown ID
+// (not negatively cached) in a pod nobody knows yet.
+func (e *Engine) shouldWaitLocked(id string, hint Hint) bool {
 	if rec, err := e.store.Get(id); err == nil {
 		return rec.ID == id && !rec.IsPodSandbox && rec.State == "created" && rec.DeletedAt == nil
 	}
-	n, ok := e.negative[id]
-	return !ok || !e.opts.Now().Before(n.until)
+	if n, ok := e.negative[id]; ok && e.opts.Now().Before(n.until) {
+		return false
+	}
+	return hint.NewPod
 }
 
 // skipLocked says whether an unforced lookup of id has nothing to do: it is

@@ -169,7 +169,10 @@ func TestEngine_AnUpdateDuringALookupIsAppliedToItsAnswer(t *testing.T) {
 	}
 }
 
-func TestLookup_ACreatedContainerSeenByItsCgroupIsAskedOnceItStarted(t *testing.T) {
+// Without events, a container's cgroup appears while runc creates it: its
+// record is made at once, before its first process runs, and completed with
+// its PID once the runtime lists it running.
+func TestLookup_ACreatedContainerSeenByItsCgroupIsRecordedAtOnceAndAskedAgainOnceItStarted(t *testing.T) {
 	rt := newFakeRuntime()
 	sb, ctrs := rt.addPod(1, 1)
 	id := ctrs[0]
@@ -179,13 +182,16 @@ func TestLookup_ACreatedContainerSeenByItsCgroupIsAskedOnceItStarted(t *testing.
 	waitFor(t, func() bool { _, ok := c.GetSandbox(sb); return ok })
 	e.Submit(id, Hint{Exists: true, Cgroup: true})
 	waitFor(t, func() bool { return rt.Calls("ListContainers") >= 3 })
-	if n := rt.Calls("ContainerStatus"); n != 0 {
-		t.Fatalf("ContainerStatus calls while the container was created = %d, want 0", n)
+	if got, err := c.Get(id); err != nil || got.State != "created" || got.PID != 0 || got.Pod == nil {
+		t.Fatalf("record while created = %+v, %v; want it there, created, pid 0, with its pod", got, err)
+	}
+	if n := rt.Calls("ContainerStatus"); n != 1 {
+		t.Fatalf("ContainerStatus calls while the container was created = %d, want 1", n)
 	}
 	rt.setContainer(id, runtimeapi.ContainerState_CONTAINER_RUNNING, 777)
 	waitFor(t, func() bool { got, err := c.Get(id); return err == nil && got.PID == 777 })
-	if n := rt.Calls("ContainerStatus"); n != 1 {
-		t.Errorf("ContainerStatus calls = %d, want exactly 1", n)
+	if n := rt.Calls("ContainerStatus"); n != 2 {
+		t.Errorf("ContainerStatus calls = %d, want 2: one on the cgroup, one for the PID", n)
 	}
 	if n := rt.Calls("PodSandboxStatus"); n != 1 {
 		t.Errorf("PodSandboxStatus calls = %d, want exactly 1", n)

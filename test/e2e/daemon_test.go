@@ -83,11 +83,7 @@ func startDaemon(t *testing.T, endpoint string, extra ...string) *daemon {
 		t.Fatal(err)
 	}
 	go func() { d.exited <- d.cmd.Wait(); logf.Close() }()
-	d.api = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", d.socket)
-		},
-	}}
+	d.api = unixClient(d.socket)
 	t.Cleanup(func() {
 		d.Stop()
 		if t.Failed() {
@@ -95,6 +91,15 @@ func startDaemon(t *testing.T, endpoint string, extra ...string) *daemon {
 		}
 	})
 	return d
+}
+
+// unixClient is an HTTP client of the API on a unix socket.
+func unixClient(socket string) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		},
+	}}
 }
 
 // Stop sends SIGTERM and waits for a clean exit.

@@ -38,6 +38,22 @@ type kubeletEnv struct {
 func startKubeletEnv(ctx context.Context, t *testing.T, v harness.Variant) *kubeletEnv {
 	t.Helper()
 	harness.RequireKubelet(t, v)
+	before, err := harness.SnapshotHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered first, so it runs last: after the daemon, the kubelet and
+	// the runtime are gone, the host must be as it was.
+	t.Cleanup(func() {
+		after, err := harness.SnapshotHost()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if diff := before.Diff(after); len(diff) > 0 {
+			t.Errorf("the host changed: %s", strings.Join(diff, "; "))
+		}
+	})
 	rt, err := harness.Start(ctx, v, harness.Options{Logf: t.Logf, HostReachable: true})
 	if err != nil {
 		t.Fatalf("start %s: %v", v.Name, err)
@@ -155,7 +171,7 @@ func testRecordsThroughAPodsLife(ctx context.Context, t *testing.T, e *kubeletEn
 	}
 	waitContainerAttempt(ctx, t, e.rt, "flaky", 1)
 	assertRecordsEqualTheRuntime(ctx, t, e.rt, d, o, time.Minute)
-	assertKubeletShapes(ctx, t, e, d, pods)
+	assertKubeletShapes(ctx, t, e, d, pods, o)
 	assertImages(t, e, d, digestRef)
 
 	oldIP := podIP(ctx, t, e.rt, sandboxOfPod(ctx, t, e.rt, string(pods["web"].UID)).GetId())
@@ -214,7 +230,7 @@ var (
 // assertKubeletShapes checks what the kubelet sends that the crictl-style
 // harness never did, as the records show it: static pod UIDs and names,
 // cgroup parents by QoS class, the kubelet's mounts and resources.
-func assertKubeletShapes(ctx context.Context, t *testing.T, e *kubeletEnv, d *daemon, pods map[string]corev1.Pod) {
+func assertKubeletShapes(ctx context.Context, t *testing.T, e *kubeletEnv, d *daemon, pods map[string]corev1.Pod, o truthOptions) {
 	t.Helper()
 	for name, p := range pods {
 		sb := sandboxOfPod(ctx, t, e.rt, string(p.UID))
@@ -244,7 +260,7 @@ func assertKubeletShapes(ctx context.Context, t *testing.T, e *kubeletEnv, d *da
 	if !hasMount(api, "/etc/hosts") || !hasMount(api, "/dev/termination-log") {
 		t.Errorf("container mounts %+v lack the kubelet's /etc/hosts and /dev/termination-log", api.Mounts)
 	}
-	if api.Annotations["io.kubernetes.container.ports"] == "" || api.Annotations["io.kubernetes.pod.terminationGracePeriod"] != "7" {
+	if o.annotations && (api.Annotations["io.kubernetes.container.ports"] == "" || api.Annotations["io.kubernetes.pod.terminationGracePeriod"] != "7") {
 		t.Errorf("container annotations %v lack the ports and the 7 s grace period", api.Annotations)
 	}
 	if r := containerRecord(ctx, t, e.rt, d, "worker", 0).Resources; r.CPUShares != 2 || r.OOMScoreAdj != 1000 {

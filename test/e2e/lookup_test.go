@@ -11,12 +11,11 @@ import (
 )
 
 // TestLookup_FewestCallsThatStayCorrect creates pods on a running daemon
-// and checks the CRI call counters: one PodSandboxStatus per pod and, per
-// container, one ContainerStatus where only cgroups feed lookups (1.6: the
-// status is asked once List calls show the container started) and two with
-// the event stream (2.x: on CREATED, before the first process runs, and on
-// STARTED for the PID), plus counted retries; and no call at all while
-// nothing changes. It also checks which source fed the lookups.
+// and checks the CRI call counters: one PodSandboxStatus per pod and two
+// ContainerStatus per container (one as soon as it is created, from its
+// event or its cgroup, before its first process runs; one once it started,
+// for its PID), plus counted retries; and no call at all while nothing
+// changes. It also checks which source fed the lookups.
 func TestLookup_FewestCallsThatStayCorrect(t *testing.T) {
 	for _, v := range harness.Variants() {
 		t.Run(v.Name, func(t *testing.T) { testFewestCalls(t, v) })
@@ -44,10 +43,7 @@ func testFewestCalls(t *testing.T, v harness.Variant) {
 	t.Logf("%s: ContainerStatus %v (retries %v), PodSandboxStatus %v (retries %v), ListContainers %v, ListPodSandbox %v",
 		v.Name, calls("ContainerStatus"), retries("ContainerStatus"), calls("PodSandboxStatus"), retries("PodSandboxStatus"),
 		calls("ListContainers"), calls("ListPodSandbox"))
-	perContainer := 1.0
-	if v.Name != harness.Containerd16 {
-		perContainer = 2
-	}
+	const perContainer = 2.0
 	if got, limit := calls("ContainerStatus"), perContainer*float64(pods*perPod)+retries("ContainerStatus"); got > limit {
 		t.Errorf("ContainerStatus calls = %v, want <= %v per container plus counted retries (%v)", got, perContainer, limit)
 	}
@@ -92,8 +88,8 @@ func waitAllRecords(t *testing.T, d *daemon, pods []*harness.Pod) {
 // TestLookup_BurstOfPodsMissesNone creates 30 pods back to back (two
 // creators in parallel) while the daemon runs: every sandbox and container
 // must be served, with its pod, for at most one PodSandboxStatus per pod and
-// one ContainerStatus per container without events (two with them: CREATED
-// and STARTED), counted by a proxy on the runtime's side of the socket.
+// two ContainerStatus per container (created, then started for its PID),
+// counted by a proxy on the runtime's side of the socket.
 func TestLookup_BurstOfPodsMissesNone(t *testing.T) {
 	for _, v := range harness.Variants() {
 		t.Run(v.Name, func(t *testing.T) {
@@ -131,10 +127,7 @@ func TestLookup_BurstOfPodsMissesNone(t *testing.T) {
 					t.Errorf("container of %s: %+v, %v", p.Name, rec.Pod, err)
 				}
 			}
-			perContainer := 1
-			if v.Name != harness.Containerd16 {
-				perContainer = 2
-			}
+			const perContainer = 2
 			cs, pss := proxy.Calls("ContainerStatus"), proxy.Calls("PodSandboxStatus")
 			t.Logf("%s: the runtime received %d ContainerStatus and %d PodSandboxStatus for %d pods of one container, and %d + %d List calls",
 				v.Name, cs, pss, n, proxy.Calls("ListContainers"), proxy.Calls("ListPodSandbox"))

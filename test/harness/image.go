@@ -305,3 +305,13 @@ func (r *Runtime) ImageDigest(ctx context.Context, name string) (string, error) 
 	}
 	return "", fmt.Errorf("image %s not listed by ctr: %s", name, strings.TrimSpace(string(out)))
 }
+
+// ImportImage imports an OCI image archive (hack/image-archive.sh writes
+// one) into the runtime's k8s.io namespace and waits until the CRI knows
+// the image by name.
+func (r *Runtime) ImportImage(ctx context.Context, archive, name string) error {
+	if err := importImages(ctx, r.opts.Ctr, r.layout.socket, archive); err != nil {
+		return err
+	}
+	return r.waitImage(ctx, name)
+}
