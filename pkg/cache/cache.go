@@ -190,40 +190,34 @@ func (c *Cache) Delete(id string) bool {
 // ErrAmbiguous.
 func (c *Cache) Get(idOrPrefix string) (enrich.Record, error) {
 	c.mu.Lock()
-	c.expireDueLocked()
+	defer c.mu.Unlock()
 	e, err := c.findLocked(idOrPrefix)
-	var rec enrich.Record
-	if err == nil {
-		c.recency.moveToFront(e)
-		rec = e.rec
+	if err != nil {
+		return enrich.Record{}, err
 	}
-	c.unlockAndPublish()
-	return rec, err
+	c.recency.moveToFront(e)
+	return e.rec, nil
 }
 
 // GetSandbox returns the pod sandbox record with exactly this ID, including a
 // deleted sandbox still within its grace period.
 func (c *Cache) GetSandbox(sandboxID string) (enrich.Record, bool) {
 	c.mu.Lock()
-	c.expireDueLocked()
+	defer c.mu.Unlock()
 	e, ok := c.byID[sandboxID]
-	ok = ok && e.rec.IsPodSandbox
-	var rec enrich.Record
-	if ok {
-		c.recency.moveToFront(e)
-		rec = e.rec
+	if !ok || !e.rec.IsPodSandbox || c.expired(e) {
+		return enrich.Record{}, false
 	}
-	c.unlockAndPublish()
-	return rec, ok
+	c.recency.moveToFront(e)
+	return e.rec, true
 }
 
-// Len returns the number of records held, deleted ones included.
+// Len returns the number of records held, deleted ones within their grace
+// period included.
 func (c *Cache) Len() int {
 	c.mu.Lock()
-	c.expireDueLocked()
-	n := len(c.byID)
-	c.unlockAndPublish()
-	return n
+	defer c.mu.Unlock()
+	return len(c.byID) - c.expiredCountLocked()
 }
 
 // Counts returns the number of live containers, live sandboxes and deleted
@@ -231,10 +225,29 @@ func (c *Cache) Len() int {
 // Len.
 func (c *Cache) Counts() (containers, sandboxes, deleted int) {
 	c.mu.Lock()
-	c.expireDueLocked()
-	containers, sandboxes, deleted = c.containers, c.sandboxes, len(c.deleted)
-	c.unlockAndPublish()
-	return containers, sandboxes, deleted
+	defer c.mu.Unlock()
+	return c.containers, c.sandboxes, len(c.deleted) - c.expiredCountLocked()
+}
+
+// Reads never change the cache's content nor publish: a deleted record past
+// its grace period is simply not answered until a write or the sweeper
+// (Run) removes it and publishes the removal. So changes reach subscribers
+// only from writes, on the writer's goroutine, never from a reader holding
+// some other lock.
+
+// expired says whether e is a deleted record past its grace period.
+func (c *Cache) expired(e *entry) bool {
+	return e.deleted() && c.opts.now().Sub(*e.rec.DeletedAt) > c.opts.grace
+}
+
+func (c *Cache) expiredCountLocked() int {
+	n := 0
+	for _, e := range c.deleted {
+		if c.expired(e) {
+			n++
+		}
+	}
+	return n
 }
 
 // Evictions returns how many records have been evicted because the cache was

@@ -52,15 +52,13 @@ func (c *Cache) CgroupGone(id string) {
 // map read: eBPF consumers ask it for every event they see.
 func (c *Cache) ByCgroupID(cgroupID uint64) (enrich.Record, bool) {
 	c.mu.Lock()
-	c.expireDueLocked()
+	defer c.mu.Unlock()
 	e, ok := c.byCgroupID[cgroupID]
-	var rec enrich.Record
-	if ok {
-		c.recency.moveToFront(e)
-		rec = e.rec
+	if !ok {
+		return enrich.Record{}, false
 	}
-	c.unlockAndPublish()
-	return rec, ok
+	c.recency.moveToFront(e)
+	return e.rec, true
 }
 
 // claimedLocked gives a record about to be inserted the cgroup ID seen for

@@ -6,30 +6,12 @@ import (
 	"strings"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/id"
 )
 
 // MinPrefixLen is the shortest ID prefix Get accepts. It matches the short ID
 // that crictl and docker print.
-const MinPrefixLen = 12
-
-// maxIDLen is the length of a full container or sandbox ID (64 hex digits).
-const maxIDLen = 64
-
-// validPrefix reports whether s is MinPrefixLen to maxIDLen lowercase hex
-// digits. Upper case is rejected rather than folded so that a look-up never
-// allocates and never matches something the runtime would not.
-func validPrefix(s string) bool {
-	if len(s) < MinPrefixLen || len(s) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
+const MinPrefixLen = id.ShortLen
 
 // sandboxOf returns the sandbox a container belongs to, or "" for sandboxes
 // themselves and for containers without pod data.
@@ -99,9 +81,12 @@ func (c *Cache) unindexIdentity(e *entry) {
 // wins, which also keeps runtimes with non-hex IDs answerable by full ID.
 func (c *Cache) findLocked(idOrPrefix string) (*entry, error) {
 	if e, ok := c.byID[idOrPrefix]; ok {
+		if c.expired(e) {
+			return nil, fmt.Errorf("id %s: %w", idOrPrefix, ErrNotFound)
+		}
 		return e, nil
 	}
-	if !validPrefix(idOrPrefix) {
+	if !id.IsPrefix(idOrPrefix) {
 		return nil, fmt.Errorf("id %q: %w", idOrPrefix, ErrInvalidID)
 	}
 	key := idOrPrefix[:MinPrefixLen]
@@ -112,7 +97,7 @@ func (c *Cache) findLocked(idOrPrefix string) (*entry, error) {
 	var found *entry
 	matches := 0
 	for _, e := range candidates {
-		if strings.HasPrefix(e.rec.ID, idOrPrefix) {
+		if strings.HasPrefix(e.rec.ID, idOrPrefix) && !c.expired(e) {
 			found = e
 			matches++
 		}

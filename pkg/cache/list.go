@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"cmp"
 	"slices"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
@@ -65,13 +64,12 @@ func (f *Filter) matchLabels(rec *enrich.Record) bool {
 func (c *Cache) List(f Filter) []enrich.Record {
 	var out []enrich.Record
 	c.mu.Lock()
-	c.expireDueLocked()
 	for e := c.recency.root.next; e != &c.recency.root; e = e.next {
-		if f.matches(&e.rec) {
+		if f.matches(&e.rec) && !c.expired(e) {
 			out = append(out, e.rec)
 		}
 	}
-	c.unlockAndPublish()
+	c.mu.Unlock()
 	if f.Match != nil {
 		out = slices.DeleteFunc(out, func(r enrich.Record) bool { return !f.Match(r) })
 	}
@@ -84,7 +82,6 @@ func (c *Cache) List(f Filter) []enrich.Record {
 // deleted ones.
 func (c *Cache) BySandbox(sandboxID string) []enrich.Record {
 	c.mu.Lock()
-	c.expireDueLocked()
 	members := c.bySandbox[sandboxID]
 	out := make([]enrich.Record, 0, len(members))
 	for _, e := range members {
@@ -92,39 +89,25 @@ func (c *Cache) BySandbox(sandboxID string) []enrich.Record {
 			out = append(out, e.rec)
 		}
 	}
-	c.unlockAndPublish()
+	c.mu.Unlock()
 	sortRecords(out)
 	return out
 }
 
-// allLocked copies every record, deleted ones included.
+// allLocked copies every record, deleted ones within their grace period
+// included.
 func (c *Cache) allLocked() []enrich.Record {
 	out := make([]enrich.Record, 0, len(c.byID))
 	for _, e := range c.byID {
-		out = append(out, e.rec)
+		if !c.expired(e) {
+			out = append(out, e.rec)
+		}
 	}
 	return out
 }
 
 func sortRecords(recs []enrich.Record) {
-	slices.SortFunc(recs, func(a, b enrich.Record) int {
-		return cmp.Or(
-			cmp.Compare(podField(&a, podNamespace), podField(&b, podNamespace)),
-			cmp.Compare(podField(&a, podName), podField(&b, podName)),
-			cmp.Compare(a.Name, b.Name),
-			cmp.Compare(a.ID, b.ID),
-		)
-	})
-}
-
-func podNamespace(p *enrich.Pod) string { return p.Namespace }
-func podName(p *enrich.Pod) string      { return p.Name }
-
-func podField(rec *enrich.Record, field func(*enrich.Pod) string) string {
-	if rec.Pod == nil {
-		return ""
-	}
-	return field(rec.Pod)
+	slices.SortFunc(recs, func(a, b enrich.Record) int { return enrich.Compare(&a, &b) })
 }
 
 // SandboxByIP returns the live, ready sandbox that holds ip now. Two
@@ -133,7 +116,6 @@ func podField(rec *enrich.Record, field func(*enrich.Pod) string) string {
 // the address out again only after the older pod released it.
 func (c *Cache) SandboxByIP(ip string) (enrich.Record, bool) {
 	c.mu.Lock()
-	c.expireDueLocked()
 	var found *entry
 	for _, e := range c.byIP[ip] {
 		if found == nil || newer(&e.rec, &found.rec) {
@@ -144,7 +126,7 @@ func (c *Cache) SandboxByIP(ip string) (enrich.Record, bool) {
 	if found != nil {
 		rec = found.rec
 	}
-	c.unlockAndPublish()
+	c.mu.Unlock()
 	return rec, found != nil
 }
 

@@ -80,9 +80,8 @@ func (c *Cache) Subscribe(fn func(Change)) (unsubscribe func()) {
 // the revision it reflects: it contains exactly the changes up to rev.
 func (c *Cache) Snapshot() (records []enrich.Record, rev uint64) {
 	c.mu.Lock()
-	c.expireDueLocked()
 	records, rev = c.allLocked(), c.revision
-	c.unlockAndPublish()
+	c.mu.Unlock()
 	sortRecords(records)
 	return records, rev
 }
@@ -92,10 +91,9 @@ func (c *Cache) Snapshot() (records []enrich.Record, rev uint64) {
 // them to records misses nothing and sees nothing twice.
 func (c *Cache) SnapshotAndSubscribe(fn func(Change)) (records []enrich.Record, rev uint64, unsubscribe func()) {
 	c.mu.Lock()
-	c.expireDueLocked()
 	records, rev = c.allLocked(), c.revision
 	unsubscribe = c.subscribeLocked(fn)
-	c.unlockAndPublish()
+	c.mu.Unlock()
 	sortRecords(records)
 	return records, rev, unsubscribe
 }

@@ -294,3 +294,31 @@ func TestChangeKind_StringIsTheLowercaseName(t *testing.T) {
 		}
 	}
 }
+
+func TestCache_ReadsNeverPublishChangesOnlyWritesDo(t *testing.T) {
+	clock := newFakeClock()
+	c := New(WithClock(clock.Now), WithGracePeriod(time.Minute))
+	id := testID(1)
+	c.Put(plainRecord(id))
+	c.MarkDeleted(id, clock.Now())
+	var got []Change
+	unsubscribe := c.Subscribe(func(ch Change) { got = append(got, ch) })
+	defer unsubscribe()
+	clock.Set(clock.Now().Add(2 * time.Minute))
+	if _, err := c.Get(id); err == nil {
+		t.Fatal("a record past its grace period is still answered")
+	}
+	c.List(Filter{IncludeDeleted: true})
+	c.Counts()
+	c.Snapshot()
+	if len(got) != 0 {
+		t.Fatalf("reads published %d changes, want none: a reader may hold another component's lock", len(got))
+	}
+	if n, _, deleted := c.Counts(); n != 0 || deleted != 0 || c.Len() != 0 {
+		t.Errorf("counts after expiry = %d containers, %d deleted, len %d; want nothing", n, deleted, c.Len())
+	}
+	c.Sweep(clock.Now())
+	if len(got) != 1 || got[0].Kind != Removed {
+		t.Errorf("Sweep published %v, want one Removed", got)
+	}
+}

@@ -1,9 +1,10 @@
 package cgroup
 
-import "strings"
+import (
+	"strings"
 
-// idLen is the length of a full container ID: 32 bytes in lowercase hex.
-const idLen = 64
+	"github.com/cri-enricherd/cri-enricherd/pkg/id"
+)
 
 // The runtimes a cgroup name can point to. A bare ID says nothing about the
 // runtime (containerd's and dockerd's cgroupfs drivers both use it), so its
@@ -65,20 +66,20 @@ func trimSlashes(path string, end int) int {
 
 // parseContainerName reads one path element as a container cgroup name:
 // a bare ID or "<prefix>-<id>" with an optional ".scope" suffix.
-func parseContainerName(name string) (id, runtime string, ok bool) {
-	if len(name) == idLen {
-		return name, "", isContainerID(name)
+func parseContainerName(name string) (containerID, runtime string, ok bool) {
+	if len(name) == id.Len {
+		return name, "", id.IsFull(name)
 	}
 	name = strings.TrimSuffix(name, ".scope")
-	if len(name) <= idLen {
+	if len(name) <= id.Len {
 		return "", "", false
 	}
-	prefix, id := name[:len(name)-idLen], name[len(name)-idLen:]
+	prefix, cid := name[:len(name)-id.Len], name[len(name)-id.Len:]
 	runtime = runtimeOfPrefix(prefix)
-	if runtime == "" || !isContainerID(id) {
+	if runtime == "" || !id.IsFull(cid) {
 		return "", "", false
 	}
-	return id, runtime, true
+	return cid, runtime, true
 }
 
 // runtimeOfPrefix maps a cgroup name prefix to its runtime. CRI-O's monitor
@@ -98,23 +99,6 @@ func runtimeOfPrefix(prefix string) string {
 		return RuntimeNerdctl
 	}
 	return ""
-}
-
-// isContainerID reports whether s is exactly 64 lowercase hex digits.
-func isContainerID(s string) bool {
-	if len(s) != idLen {
-		return false
-	}
-	for i := range len(s) {
-		if !isLowerHex(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isLowerHex(c byte) bool {
-	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f')
 }
 
 // podUIDOf reads the pod UID from the last element of parent, the cgroup
@@ -152,7 +136,7 @@ func isPodUID(s string, sep byte) bool {
 // isHexExcept reports whether every byte of s is lowercase hex or sep.
 func isHexExcept(s string, sep byte) bool {
 	for i := range len(s) {
-		if s[i] != sep && !isLowerHex(s[i]) {
+		if s[i] != sep && !id.IsHexDigit(s[i]) {
 			return false
 		}
 	}

@@ -3,6 +3,8 @@ package cgroup
 import (
 	"strings"
 	"testing"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/id"
 )
 
 const (
@@ -237,7 +239,7 @@ func FuzzParsePath(f *testing.F) {
 // checkRef asserts the invariants of an accepted Ref.
 func checkRef(t *testing.T, path string, ref Ref) {
 	t.Helper()
-	if !isContainerID(ref.ContainerID) {
+	if !id.IsFull(ref.ContainerID) {
 		t.Fatalf("ParsePath(%q) accepted ID %q", path, ref.ContainerID)
 	}
 	if ref.PodUID != "" && !isPodUID(ref.PodUID, '-') {

@@ -131,9 +131,18 @@ func (c *Client) Endpoint() string { return c.endpoint }
 // Close closes the gRPC channel.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// wholeNodeList marks a List of everything the runtime has: at 50,000
+// containers its answer is some 40 MB, which the per-call timeout meant for
+// one status is not made for. The caller's own deadline (a sync's,
+// runtime.bootstrap_timeout) bounds it instead.
+type wholeNodeList struct{}
+
 func (c *Client) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	if _, whole := ctx.Value(wholeNodeList{}).(bool); !whole {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	start := time.Now()
 	err := invoker(ctx, method, req, reply, cc, opts...)
 	c.observe(method, err, time.Since(start))
@@ -222,6 +231,7 @@ func (c *Client) PodSandboxStatus(ctx context.Context, id string) (*runtimeapi.P
 
 // ListContainers lists the containers filter selects (nil: all).
 func (c *Client) ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error) {
+	ctx = listContext(ctx, filter == nil)
 	r, err := c.rs.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: filter}, grpc.MaxCallRecvMsgSize(maxListMsgSize))
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
@@ -231,11 +241,21 @@ func (c *Client) ListContainers(ctx context.Context, filter *runtimeapi.Containe
 
 // ListPodSandbox lists the pod sandboxes filter selects (nil: all).
 func (c *Client) ListPodSandbox(ctx context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error) {
+	ctx = listContext(ctx, filter == nil)
 	r, err := c.rs.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: filter}, grpc.MaxCallRecvMsgSize(maxListMsgSize))
 	if err != nil {
 		return nil, fmt.Errorf("list pod sandbox: %w", err)
 	}
 	return r.GetItems(), nil
+}
+
+// listContext lets an unfiltered List run to the caller's deadline, when it
+// has one; a filtered List is as small as a status and keeps runtime.timeout.
+func listContext(ctx context.Context, whole bool) context.Context {
+	if _, hasDeadline := ctx.Deadline(); whole && hasDeadline {
+		return context.WithValue(ctx, wholeNodeList{}, true)
+	}
+	return ctx
 }
 
 // ContainerEvents opens the runtime's container event stream. It has no

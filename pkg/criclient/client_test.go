@@ -208,3 +208,38 @@ func TestCode_MapsContextErrorsToTheirGRPCMeaning(t *testing.T) {
 		}
 	}
 }
+
+// slowLister answers List calls after delay.
+type slowLister struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	delay time.Duration
+}
+
+func (s *slowLister) ListContainers(ctx context.Context, _ *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	select {
+	case <-time.After(s.delay):
+		return &runtimeapi.ListContainersResponse{}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func TestClient_AWholeNodeListRunsToItsCallersDeadlineNotThePerCallTimeout(t *testing.T) {
+	sock := serve(t, &slowLister{delay: 400 * time.Millisecond})
+	c, err := Dial(sock, Options{Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.ListContainers(ctx, nil); err != nil {
+		t.Errorf("a whole-node List within its caller's deadline failed: %v", err)
+	}
+	if _, err := c.ListContainers(ctx, &runtimeapi.ContainerFilter{Id: "abc"}); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("a List filtered by ID = %v, want DeadlineExceeded at the per-call timeout", err)
+	}
+	if _, err := c.ListContainers(context.Background(), nil); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("a whole-node List without a deadline of its own = %v, want the per-call timeout", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
+	"github.com/cri-enricherd/cri-enricherd/pkg/id"
 )
 
 // The kubelet's labels on every container, and the dockershim-era label
@@ -48,12 +49,12 @@ func Container(resp *runtimeapi.ContainerStatusResponse, runtimeName string, opt
 	if st == nil {
 		return ContainerResult{}, parseError(ReasonMissingStatus, fmt.Errorf("container status: %w", errNoStatus))
 	}
-	if !isFullID(st.GetId()) {
+	if !id.IsFull(st.GetId()) {
 		return ContainerResult{}, parseError(ReasonBadID, fmt.Errorf("container status id %q is not a full id", st.GetId()))
 	}
 	var info containerInfo
 	if err := decodeInfo(resp.GetInfo(), &info); err != nil {
-		return ContainerResult{}, parseError(ReasonBadInfoJSON, fmt.Errorf("container %s: %w", st.GetId()[:shortIDLen], err))
+		return ContainerResult{}, parseError(ReasonBadInfoJSON, fmt.Errorf("container %s: %w", st.GetId()[:id.ShortLen], err))
 	}
 	lim := newLimiter(opts)
 	rec := containerRecord(st, &info, runtimeName, lim)
@@ -80,7 +81,7 @@ func containerRecord(st *runtimeapi.ContainerStatus, info *containerInfo, runtim
 	ann := info.RuntimeSpec.annotations()
 	return Record{
 		ID:      st.GetId(),
-		ShortID: st.GetId()[:shortIDLen],
+		ShortID: st.GetId()[:id.ShortLen],
 		Name: firstNonEmpty(st.GetMetadata().GetName(), st.GetLabels()[labelContainerName],
 			ann.CRIContainerName),
 		Attempt:    st.GetMetadata().GetAttempt(),

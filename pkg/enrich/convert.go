@@ -5,34 +5,14 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-)
 
-// idLen is the length of a full container or sandbox ID; shortIDLen is the
-// prefix runtimes accept and tools print.
-const (
-	idLen      = 64
-	shortIDLen = 12
+	"github.com/cri-enricherd/cri-enricherd/pkg/id"
 )
-
-// isFullID reports whether s is a full runtime ID: 64 lowercase hex digits,
-// as containerd, CRI-O and cgroup paths all spell it.
-func isFullID(s string) bool {
-	if len(s) != idLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
 
 // isImageID reports whether s names an image by its ID rather than by a
 // repository: "sha256:<64 hex>" (containerd) or bare 64 hex (CRI-O).
 func isImageID(s string) bool {
-	return isFullID(strings.TrimPrefix(s, "sha256:"))
+	return id.IsFull(strings.TrimPrefix(s, "sha256:"))
 }
 
 // unixNano converts a CRI timestamp; zero means unset.
@@ -94,7 +74,7 @@ func firstNonEmpty(ss ...string) string {
 // garbled source never shadows a good one behind it.
 func firstFullID(ss ...string) string {
 	for _, s := range ss {
-		if isFullID(s) {
+		if id.IsFull(s) {
 			return s
 		}
 	}

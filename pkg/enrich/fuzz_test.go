@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/id"
 )
 
 // fuzzSeeds are info strings that poke at the decoder's edges.
@@ -40,7 +42,7 @@ func FuzzContainerInfo(f *testing.F) {
 		if res.Record.ID != base.GetId() {
 			t.Fatalf("ID = %q", res.Record.ID)
 		}
-		if res.SandboxID != "" && !isFullID(res.SandboxID) {
+		if res.SandboxID != "" && !id.IsFull(res.SandboxID) {
 			t.Fatalf("SandboxID = %q is not a full id", res.SandboxID)
 		}
 		if _, err := json.Marshal(res.Record); err != nil {

@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/id"
 )
 
 // The strings a record keeps from the runtime's answer are copied into one
@@ -82,7 +84,7 @@ func packContainer(r *Record) {
 	p.pack()
 	flushLabels()
 	flushAnn()
-	r.ShortID = r.ID[:min(shortIDLen, len(r.ID))]
+	r.ShortID = r.ID[:min(id.ShortLen, len(r.ID))]
 	if sameRef {
 		r.Image.Ref = r.Image.ID
 	}
@@ -106,5 +108,5 @@ func packSandbox(r *Record) {
 	flushLabels()
 	flushAnn()
 	r.ID, r.Name, r.Image.Resolved = pod.SandboxID, pod.Name, r.Image.Name
-	r.ShortID = r.ID[:min(shortIDLen, len(r.ID))]
+	r.ShortID = r.ID[:min(id.ShortLen, len(r.ID))]
 }

@@ -1,6 +1,9 @@
 package enrich
 
-import "time"
+import (
+	"cmp"
+	"time"
+)
 
 // PodSource says where a record's pod fields came from. Consumers use it to
 // judge how fresh and complete the pod data is.
@@ -117,4 +120,19 @@ type Pod struct {
 	HostIPC        bool              `json:"host_ipc"`
 	RuntimeHandler string            `json:"runtime_handler"`
 	CreatedAt      *time.Time        `json:"created_at"`
+}
+
+// Compare orders records as every listing shows them: by pod namespace, pod
+// name, record name, then ID (records without a pod first).
+func Compare(a, b *Record) int {
+	an, ap := podNames(a)
+	bn, bp := podNames(b)
+	return cmp.Or(cmp.Compare(an, bn), cmp.Compare(ap, bp), cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+}
+
+func podNames(r *Record) (namespace, name string) {
+	if r.Pod == nil {
+		return "", ""
+	}
+	return r.Pod.Namespace, r.Pod.Name
 }

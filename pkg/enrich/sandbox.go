@@ -9,6 +9,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
+	"github.com/cri-enricherd/cri-enricherd/pkg/id"
 )
 
 // Sandbox maps a PodSandboxStatus answer to the sandbox's own record:
@@ -26,12 +27,12 @@ func Sandbox(resp *runtimeapi.PodSandboxStatusResponse, runtimeName string, opts
 	if st == nil {
 		return Record{}, parseError(ReasonMissingStatus, fmt.Errorf("pod sandbox status: %w", errNoStatus))
 	}
-	if !isFullID(st.GetId()) {
+	if !id.IsFull(st.GetId()) {
 		return Record{}, parseError(ReasonBadID, fmt.Errorf("pod sandbox status id %q is not a full id", st.GetId()))
 	}
 	var info sandboxInfo
 	if err := decodeInfo(resp.GetInfo(), &info); err != nil {
-		return Record{}, parseError(ReasonBadInfoJSON, fmt.Errorf("pod sandbox %s: %w", st.GetId()[:shortIDLen], err))
+		return Record{}, parseError(ReasonBadInfoJSON, fmt.Errorf("pod sandbox %s: %w", st.GetId()[:id.ShortLen], err))
 	}
 	lim := newLimiter(opts)
 	pod := sandboxPod(st, &info, lim, opts.ExportAnnotations)
@@ -78,7 +79,7 @@ func sandboxRecord(st *runtimeapi.PodSandboxStatus, info *sandboxInfo, pod *Pod,
 	ann := info.RuntimeSpec.annotations()
 	return Record{
 		ID:           pod.SandboxID,
-		ShortID:      pod.SandboxID[:shortIDLen],
+		ShortID:      pod.SandboxID[:id.ShortLen],
 		Name:         pod.Name,
 		Attempt:      pod.Attempt,
 		State:        pod.State,

@@ -517,7 +517,19 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// podKnown says whether a sandbox of the pod is cached.
-func (e *Engine) podKnown(podUID string) bool {
+// PodKnown says whether a sandbox of the pod is cached.
+func (e *Engine) PodKnown(podUID string) bool {
 	return len(e.store.List(cache.Filter{PodUID: podUID})) > 0
 }
+
+// Cached returns id's cached record, deleted or not.
+func (e *Engine) Cached(id string) (enrich.Record, bool) {
+	rec, err := e.store.Get(id)
+	return rec, err == nil && rec.ID == id
+}
+
+// CgroupSeen records that id's cgroup has this cgroup v2 ID.
+func (e *Engine) CgroupSeen(id string, cgroupID uint64) { e.store.CgroupSeen(id, cgroupID) }
+
+// CgroupGone records that id's cgroup directory was removed.
+func (e *Engine) CgroupGone(id string) { e.store.CgroupGone(id) }

@@ -46,7 +46,7 @@ var ErrNoEvents = errors.New("the runtime serves no CRI event stream")
 // Events follows the runtime's container events, so a container is looked
 // up on CREATED, before its first process runs.
 type Events struct {
-	engine   *Engine
+	engine   Target
 	rt       EventRuntime
 	rec      StreamRecorder
 	log      *zap.Logger
@@ -59,7 +59,7 @@ type Events struct {
 // stream is reopened, since events may have been missed meanwhile. With
 // required, a runtime without events is an error (runtime.events: on)
 // instead of a fallback to the cgroup watcher.
-func NewEvents(e *Engine, rt EventRuntime, rec StreamRecorder, log *zap.Logger, resync func(), required bool) *Events {
+func NewEvents(e Target, rt EventRuntime, rec StreamRecorder, log *zap.Logger, resync func(), required bool) *Events {
 	return &Events{engine: e, rt: rt, rec: rec, log: log, resync: resync, required: required}
 }
 

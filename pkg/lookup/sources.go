@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
+	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
 
 // CgroupRecorder counts cgroup events.
@@ -12,9 +13,33 @@ type CgroupRecorder interface {
 	CgroupEvent(kind string)
 }
 
+// Target is the surface the sources (the cgroup watcher's glue and the
+// event follower) hand what they see to: the engine. They never touch the
+// cache or the engine's fields; data flows source -> engine -> cache.
+type Target interface {
+	// Submit asks for a lookup of id (see Engine.Submit).
+	Submit(id string, hint Hint)
+	// Update changes id's record from what a source saw, atomically.
+	Update(id string, fn func(enrich.Record) enrich.Record) bool
+	// MarkDeleted records that the runtime deleted id.
+	MarkDeleted(id string)
+	// InvalidateSandbox makes the next use of a sandbox's record ask again.
+	InvalidateSandbox(id string)
+	// CgroupSeen and CgroupGone report a container cgroup's ID and its
+	// directory's removal.
+	CgroupSeen(id string, cgroupID uint64)
+	CgroupGone(id string)
+	// Cached returns id's cached record, deleted or not.
+	Cached(id string) (enrich.Record, bool)
+	// PodKnown says whether a sandbox of the pod is cached.
+	PodKnown(podUID string) bool
+}
+
+var _ Target = (*Engine)(nil)
+
 // CgroupSource turns the cgroup watcher's events into lookups.
 type CgroupSource struct {
-	engine       *Engine
+	engine       Target
 	rec          CgroupRecorder
 	eventsActive func() bool
 	eventGrace   time.Duration
@@ -26,7 +51,7 @@ type CgroupSource struct {
 // NewCgroupSource creates the glue; eventsActive says whether the CRI event
 // stream currently reports stops and deletions (then a vanishing cgroup
 // needs no question to the runtime).
-func NewCgroupSource(e *Engine, rec CgroupRecorder, eventsActive func() bool) *CgroupSource {
+func NewCgroupSource(e Target, rec CgroupRecorder, eventsActive func() bool) *CgroupSource {
 	return &CgroupSource{engine: e, rec: rec, eventsActive: eventsActive, eventGrace: 2 * time.Second, pods: make(map[string]struct{})}
 }
 
@@ -36,7 +61,7 @@ func (s *CgroupSource) Handle(ev cgroup.Event) {
 	id := ev.Ref.ContainerID
 	switch ev.Kind {
 	case cgroup.Added:
-		s.engine.store.CgroupSeen(id, ev.CgroupID)
+		s.engine.CgroupSeen(id, ev.CgroupID)
 		hint := Hint{Exists: true, Cgroup: true, NewPod: s.firstOfPod(ev.Ref.PodUID)}
 		if s.eventsActive() {
 			// The event stream reports every container and sandbox,
@@ -48,7 +73,7 @@ func (s *CgroupSource) Handle(ev cgroup.Event) {
 		}
 		s.engine.Submit(id, hint)
 	case cgroup.Removed:
-		s.engine.store.CgroupGone(id)
+		s.engine.CgroupGone(id)
 		s.forget(ev.Ref.PodUID, id)
 		if s.eventsActive() {
 			return
@@ -57,7 +82,7 @@ func (s *CgroupSource) Handle(ev cgroup.Event) {
 		// or a sandbox stopped; ask for the final state even when the
 		// record is not cached yet (a short-lived container can end
 		// while its first lookup runs, or before it).
-		if rec, err := s.engine.store.Get(id); err != nil || (rec.ID == id && rec.DeletedAt == nil) {
+		if rec, cached := s.engine.Cached(id); !cached || rec.DeletedAt == nil {
 			s.engine.Submit(id, Hint{Gone: true})
 		}
 	}
@@ -76,14 +101,14 @@ func (s *CgroupSource) firstOfPod(podUID string) bool {
 		return false
 	}
 	s.pods[podUID] = struct{}{}
-	return !s.engine.podKnown(podUID)
+	return !s.engine.PodKnown(podUID)
 }
 
 func (s *CgroupSource) forget(podUID, id string) {
 	if podUID == "" {
 		return
 	}
-	if rec, ok := s.engine.store.GetSandbox(id); ok && rec.Pod != nil && rec.Pod.UID == podUID {
+	if rec, ok := s.engine.Cached(id); ok && rec.IsPodSandbox && rec.Pod != nil && rec.Pod.UID == podUID {
 		s.mu.Lock()
 		delete(s.pods, podUID)
 		s.mu.Unlock()

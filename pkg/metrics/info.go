@@ -4,7 +4,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -109,10 +108,10 @@ func currentPods(recs []enrich.Record) []*enrich.Pod {
 		if rec.DeletedAt != nil || rec.Pod == nil || rec.Pod.SandboxID == "" {
 			continue
 		}
-		key := podKey(rec.Pod)
+		key := enrich.PodKey(rec.Pod)
 		cur, ok := best[key]
 		if !ok || (rec.IsPodSandbox && !cur.sandbox) ||
-			(rec.IsPodSandbox == cur.sandbox && currentSandboxFirst(rec.Pod, cur.pod)) {
+			(rec.IsPodSandbox == cur.sandbox && enrich.MoreCurrent(rec.Pod, cur.pod)) {
 			best[key] = candidate{pod: rec.Pod, sandbox: rec.IsPodSandbox}
 		}
 	}
@@ -121,38 +120,6 @@ func currentPods(recs []enrich.Record) []*enrich.Pod {
 		pods = append(pods, c.pod)
 	}
 	return pods
-}
-
-// podKey names a pod across its sandboxes: its UID, else its namespaced name.
-func podKey(p *enrich.Pod) string {
-	if p.UID != "" {
-		return p.UID
-	}
-	if p.Name != "" {
-		return p.Namespace + "/" + p.Name
-	}
-	return p.SandboxID
-}
-
-// currentSandboxFirst reports whether a is more current than b.
-func currentSandboxFirst(a, b *enrich.Pod) bool {
-	if ar, br := a.State == "ready", b.State == "ready"; ar != br {
-		return ar
-	}
-	if a.Attempt != b.Attempt {
-		return a.Attempt > b.Attempt
-	}
-	if at, bt := createdAt(a), createdAt(b); !at.Equal(bt) {
-		return at.After(bt)
-	}
-	return a.SandboxID > b.SandboxID
-}
-
-func createdAt(p *enrich.Pod) time.Time {
-	if p.CreatedAt == nil {
-		return time.Time{}
-	}
-	return *p.CreatedAt
 }
 
 func (c *infoCollector) containerValues(rec *enrich.Record) []string {

@@ -36,7 +36,6 @@ type Metrics struct {
 	streamReconn    prometheus.Counter
 	relists         *prometheus.CounterVec
 	relistRepairs   *prometheus.CounterVec
-	lastSync        prometheus.Gauge
 	trimmed         prometheus.Counter
 	ready           prometheus.Gauge
 	watchDropped    prometheus.Counter
@@ -75,11 +74,10 @@ func New(info BuildInfo) *Metrics {
 	m.streamMode = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "event_source_info", Help: "Which sources feed lookups: mode is events (CRI event stream and cgroups) or cgroup (cgroup watcher alone)."}, []string{"mode"})
 	m.relists = counterVec(reg, "relists_total", "Relists of the runtime's containers and sandboxes, by result.", "result")
 	m.relistRepairs = counterVec(reg, "relist_repairs_total", "Cache entries a relist repaired, by action (added, deleted).", "action")
-	m.lastSync = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "last_sync_timestamp_seconds", Help: "Unix time of the last successful full sync (bootstrap or relist) with the runtime."})
 	m.trimmed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "trimmed_values_total", Help: "Labels or annotation values dropped or shortened because they exceeded the configured bounds."})
 	m.ready = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "ready", Help: "1 while the daemon is ready: synced with a reachable runtime."})
 	m.watchDropped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "watchers_dropped_total", Help: "Watch streams dropped because the client fell too far behind."})
-	reg.MustRegister(m.streamReconn, m.streamUp, m.streamMode, m.lastSync, m.trimmed, m.ready, m.watchDropped, m.ondemandRefused)
+	reg.MustRegister(m.streamReconn, m.streamUp, m.streamMode, m.trimmed, m.ready, m.watchDropped, m.ondemandRefused)
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info", Help: "The running build and the node it runs on: always 1."}, []string{"version", "goversion", "node"})
 	buildInfo.WithLabelValues(info.Version, runtime.Version(), info.Node).Set(1)
 	reg.MustRegister(buildInfo,
@@ -159,10 +157,7 @@ func (m *Metrics) RelistDone(ok bool, added, deleted int) {
 }
 
 // Synced records the time of a successful full sync.
-func (m *Metrics) Synced(at time.Time) {
-	m.lastSync.Set(float64(at.UnixNano()) / 1e9)
-	m.lastSyncNanos.Store(at.UnixNano())
-}
+func (m *Metrics) Synced(at time.Time) { m.lastSyncNanos.Store(at.UnixNano()) }
 
 // LastSync is the time of the last successful full sync, zero before the first.
 func (m *Metrics) LastSync() time.Time {

@@ -69,14 +69,14 @@ cri_enricherd_lookup_queue_depth 4
 	}
 }
 
-func TestMetrics_LastSyncAgeAppearsOnlyAfterTheFirstSync(t *testing.T) {
+func TestMetrics_LastSyncTimestampAppearsOnlyAfterTheFirstSync(t *testing.T) {
 	m := New(BuildInfo{})
 	m.WatchComponents(func() CacheStats { return CacheStats{} }, func() LookupStats { return LookupStats{} })
-	if n, _ := testutil.GatherAndCount(m.Registry(), "cri_enricherd_last_sync_age_seconds"); n != 0 {
-		t.Errorf("last_sync_age_seconds before any sync: %d series, want 0", n)
+	if n, _ := testutil.GatherAndCount(m.Registry(), "cri_enricherd_last_sync_timestamp_seconds"); n != 0 {
+		t.Errorf("last_sync_timestamp_seconds before any sync: %d series, want 0", n)
 	}
 	m.Synced(time.Now())
-	if n, _ := testutil.GatherAndCount(m.Registry(), "cri_enricherd_last_sync_age_seconds"); n != 1 {
-		t.Errorf("last_sync_age_seconds after a sync: %d series, want 1", n)
+	if n, _ := testutil.GatherAndCount(m.Registry(), "cri_enricherd_last_sync_timestamp_seconds"); n != 1 {
+		t.Errorf("last_sync_timestamp_seconds after a sync: %d series, want 1", n)
 	}
 }

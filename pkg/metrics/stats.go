@@ -27,9 +27,8 @@ type statsCollector struct {
 	cache    func() CacheStats
 	lookups  func() LookupStats
 	lastSync func() time.Time
-	now      func() time.Time
 
-	entries, evictions, queued, inFlight, waiting, negative, syncAge, watchers *prometheus.Desc
+	entries, evictions, queued, inFlight, waiting, negative, lastSyncAt, watchers *prometheus.Desc
 }
 
 // WatchComponents registers the scrape-time collector over the cache and
@@ -39,21 +38,21 @@ func (m *Metrics) WatchComponents(cache func() CacheStats, lookups func() Lookup
 		return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
 	}
 	m.registry.MustRegister(&statsCollector{
-		cache: cache, lookups: lookups, lastSync: m.LastSync, now: time.Now,
-		entries:   d("cache_entries", "Records in the cache, by kind (container, sandbox, deleted).", "kind"),
-		evictions: d("cache_evictions_total", "Records evicted from the cache because it was full."),
-		queued:    d("lookup_queue_depth", "IDs waiting for a lookup."),
-		inFlight:  d("lookups_in_flight", "Lookups running against the runtime now."),
-		waiting:   d("lookups_waiting", "IDs whose cgroup or event was seen, waiting for the runtime to list them started before their status is asked."),
-		negative:  d("negative_cache_entries", "IDs recently found to be neither container nor sandbox, not asked again until their backoff ends."),
-		syncAge:   d("last_sync_age_seconds", "Seconds since the last successful full sync with the runtime (absent before the first)."),
-		watchers:  d("watchers", "Open watch streams (HTTP and gRPC)."),
+		cache: cache, lookups: lookups, lastSync: m.LastSync,
+		entries:    d("cache_entries", "Records in the cache, by kind (container, sandbox, deleted).", "kind"),
+		evictions:  d("cache_evictions_total", "Records evicted from the cache because it was full."),
+		queued:     d("lookup_queue_depth", "IDs waiting for a lookup."),
+		inFlight:   d("lookups_in_flight", "Lookups running against the runtime now."),
+		waiting:    d("lookups_waiting", "IDs whose cgroup or event was seen, waiting for the runtime to list them started before their status is asked."),
+		negative:   d("negative_cache_entries", "IDs recently found to be neither container nor sandbox, not asked again until their backoff ends."),
+		lastSyncAt: d("last_sync_timestamp_seconds", "Unix time of the last successful full sync (bootstrap or relist) with the runtime; absent before the first. Its age is time() minus it."),
+		watchers:   d("watchers", "Open watch streams (HTTP and gRPC)."),
 	})
 }
 
 // Describe implements prometheus.Collector.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.entries, c.evictions, c.queued, c.inFlight, c.waiting, c.negative, c.syncAge, c.watchers} {
+	for _, d := range []*prometheus.Desc{c.entries, c.evictions, c.queued, c.inFlight, c.waiting, c.negative, c.lastSyncAt, c.watchers} {
 		ch <- d
 	}
 }
@@ -72,6 +71,6 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.negative, prometheus.GaugeValue, float64(ls.Negative))
 	ch <- prometheus.MustNewConstMetric(c.watchers, prometheus.GaugeValue, float64(ls.Watchers))
 	if t := c.lastSync(); !t.IsZero() {
-		ch <- prometheus.MustNewConstMetric(c.syncAge, prometheus.GaugeValue, c.now().Sub(t).Seconds())
+		ch <- prometheus.MustNewConstMetric(c.lastSyncAt, prometheus.GaugeValue, float64(t.UnixNano())/1e9)
 	}
 }

@@ -267,20 +267,8 @@ func (h *Hub) Revision() uint64 {
 	return h.rev
 }
 
-// sortRecords orders records like cache.List: namespace, pod name, name, ID.
-func sortRecords(recs []*enrich.Record) {
-	podKey := func(r *enrich.Record) (string, string) {
-		if r.Pod == nil {
-			return "", ""
-		}
-		return r.Pod.Namespace, r.Pod.Name
-	}
-	slices.SortFunc(recs, func(a, b *enrich.Record) int {
-		an, ap := podKey(a)
-		bn, bp := podKey(b)
-		return cmp.Or(cmp.Compare(an, bn), cmp.Compare(ap, bp), cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
-	})
-}
+// sortRecords orders records like cache.List (enrich.Compare).
+func sortRecords(recs []*enrich.Record) { slices.SortFunc(recs, enrich.Compare) }
 
 // errStopped is what Next returns after the watcher's own Close.
 var errStopped = errors.New("watcher closed")

@@ -270,8 +270,8 @@ func TestSync_BootstrapAgainstASilentSocketEndsAtItsDeadline(t *testing.T) {
 		t.Error("syncer ready without a sync")
 	}
 	checkMetric(t, s, 0, "cri_enricherd_ready")
-	if n, err := testutil.GatherAndCount(s.m.Registry(), "cri_enricherd_last_sync_age_seconds"); err != nil || n != 0 {
-		t.Errorf("last_sync_age_seconds has %d series (%v), want none before a sync", n, err)
+	if n, err := testutil.GatherAndCount(s.m.Registry(), "cri_enricherd_last_sync_timestamp_seconds"); err != nil || n != 0 {
+		t.Errorf("last_sync_timestamp_seconds has %d series (%v), want none before a sync", n, err)
 	}
 }
 
