@@ -21,12 +21,8 @@ type codec[T any] struct {
 	display  func(T) any             // for the effective-config log line
 }
 
-// decode accepts the codec's own type (viper defaults), text, or whatever
-// parseAny understands.
+// decode reads text, or whatever parseAny understands.
 func (cd codec[T]) decode(raw any) (T, error) {
-	if v, ok := raw.(T); ok {
-		return v, nil
-	}
 	if cd.parseAny != nil {
 		return cd.parseAny(raw)
 	}

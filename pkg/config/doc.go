@@ -4,9 +4,9 @@
 // rules a valid configuration obeys.
 //
 // Everything a run needs comes back from Load as one typed Config value; no
-// other package reads flags, files or the environment. Load uses a fresh
-// viper instance every time and never the process environment directly, so it
-// is safe to call from parallel tests.
+// other package reads flags, files or the environment. Load keeps no state
+// and never reads the process environment directly, so it is safe to call
+// from parallel tests.
 //
 // The key table in keys.go is the single source of truth: flags, environment
 // variable names, the README reference (Reference) and the effective-config

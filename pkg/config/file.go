@@ -167,7 +167,8 @@ func isNull(n *yaml.Node) bool {
 }
 
 // nodeValue converts a node to what the codecs read: scalars as written,
-// sequences as []any, mappings as map[string]any (always an error at a leaf).
+// sequences as []any, mappings as map[string]any (always an error at a leaf,
+// so their content is not kept).
 func nodeValue(n *yaml.Node) any {
 	n = resolve(n)
 	switch n.Kind {
@@ -178,11 +179,7 @@ func nodeValue(n *yaml.Node) any {
 		}
 		return items
 	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			m[n.Content[i].Value] = nodeValue(n.Content[i+1])
-		}
-		return m
+		return map[string]any{} // only ever shown as {...} in a problem
 	}
 	if isNull(n) {
 		return nil

@@ -20,7 +20,6 @@ type setting struct {
 	extraEnv []string // also read, with lower priority than the CRI_ENRICHERD_ name
 
 	field   func(c *Config) any // pointer to the field, for the drift test
-	get     func(c *Config) any // typed value, used as viper's default
 	decode  func(c *Config, raw any) error
 	text    func(c *Config) string // as a user would write it
 	display func(c *Config) any    // for the effective-config log line
@@ -34,7 +33,6 @@ func bind[T any](cd codec[T], key string, field func(*Config) *T, usage string) 
 		usage:    usage,
 		typeName: cd.typeName,
 		field:    func(c *Config) any { return field(c) },
-		get:      func(c *Config) any { return *field(c) },
 		decode: func(c *Config, raw any) error {
 			v, err := cd.decode(raw)
 			if err == nil {

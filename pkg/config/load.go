@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
-	"github.com/spf13/viper"
 )
 
 // ErrHelp is returned by Load when -h or --help was given: main prints
@@ -83,101 +82,71 @@ func Load(args, environ []string) (Config, error) {
 	return load(settings(), fs, env, path)
 }
 
-// load layers defaults, file, environment and flags in a fresh viper, then
-// decodes and validates every key, collecting all problems.
+// load decodes each key from the source that wins for it and validates the
+// result, collecting every problem.
+//
+// Viper is not used because each of its mechanisms loses a promise of Load:
+// AutomaticEnv and BindEnv read os.LookupEnv, not environ (parallel tests;
+// test/deploy must not see the CI's NODE_NAME); ReadConfig folds key case
+// ("Log:" passes), drops line numbers, stops at a duplicate key, and yields
+// 0600 and 600 as the ints 384 and 600, so no hook can read them as octal;
+// BindPFlag casts an int flag's "abc" to 0. Defaults and precedence are all
+// it would add, and lookup does those in 15 lines.
 func load(sets []setting, fs *pflag.FlagSet, env map[string]string, path string) (Config, error) {
 	file, err := readFile(path, sets)
 	if err != nil {
 		return Config{}, err
 	}
-	fromEnv := envLayer(sets, env)
-	v, err := layer(sets, fs, file.values, fromEnv.values)
-	if err != nil {
-		return Config{}, err
-	}
-	src := sources{fs: fs, env: fromEnv.names, file: file}
-
 	c := Defaults() // a key that fails to decode keeps its default, so it is reported once
 	c.ConfigFile = path
 	problems := file.problems
+	from := map[string]string{}
 	for _, s := range sets {
-		raw := v.Get(s.key)
+		raw, source, ok := lookup(s, fs, env, file)
+		if !ok {
+			continue
+		}
+		from[s.key] = source
 		if err := s.decode(&c, raw); err != nil {
 			problems = append(problems, problem{key: s.key, text: fmt.Sprintf("%s: %s %v", s.key, show(raw), err)})
 		}
 	}
 	problems = append(problems, check(c)...)
 	if len(problems) > 0 {
-		return Config{}, newValidationError(sets, src.annotate(problems))
+		return Config{}, newValidationError(sets, annotate(problems, from))
 	}
 	return c, nil
 }
 
-// layer stacks the sources in viper. Viper reads the environment only through
-// os.LookupEnv, which would make Load untestable without mutating the process
-// environment; the injected environment is therefore merged as a second
-// config layer above the file, which keeps the documented precedence
-// (flags > environment > file > defaults).
-func layer(sets []setting, fs *pflag.FlagSet, file, env map[string]any) (*viper.Viper, error) {
-	v := viper.New()
-	defaults := Defaults()
-	for _, s := range sets {
-		v.SetDefault(s.key, s.get(&defaults))
-		if err := v.BindFlagValue(s.key, textFlag{fs.Lookup(s.flagName())}); err != nil {
-			return nil, fmt.Errorf("bind flag for %s: %w", s.key, err)
+// lookup returns a key's raw value and where it came from: a flag that was
+// given, else the first of its variables that is set and not empty (canonical
+// name first), else the file. ok is false when the default stands. Other
+// CRI_ENRICHERD_* variables are ignored rather than rejected: Kubernetes
+// injects service links such as CRI_ENRICHERD_SERVICE_HOST into pods in the
+// namespace of a Service with that name.
+func lookup(s setting, fs *pflag.FlagSet, env map[string]string, file fileValues) (raw any, source string, ok bool) {
+	if f := fs.Lookup(s.flagName()); f.Changed {
+		return f.Value.String(), "flag --" + f.Name, true
+	}
+	for _, name := range s.envNames() {
+		if val := env[name]; val != "" {
+			return val, "env " + name, true
 		}
 	}
-	if err := v.MergeConfigMap(nest(file)); err != nil {
-		return nil, fmt.Errorf("merge config file: %w", err)
+	if val, ok := file.values[s.key]; ok {
+		return val, fmt.Sprintf("%s:%d", file.path, file.lines[s.key]), true
 	}
-	if err := v.MergeConfigMap(nest(env)); err != nil {
-		return nil, fmt.Errorf("merge environment: %w", err)
-	}
-	return v, nil
+	return nil, "", false
 }
 
-// nest turns {"runtime.timeout": x} into {"runtime": {"timeout": x}}.
-func nest(flat map[string]any) map[string]any {
-	out := map[string]any{}
-	for key, val := range flat {
-		m := out
-		parts := strings.Split(key, ".")
-		for _, p := range parts[:len(parts)-1] {
-			child, ok := m[p].(map[string]any)
-			if !ok {
-				child = map[string]any{}
-				m[p] = child
-			}
-			m = child
-		}
-		m[parts[len(parts)-1]] = val
-	}
-	return out
-}
-
-// envValues holds the keys set in the environment and which variable set each.
-type envValues struct {
-	values map[string]any
-	names  map[string]string
-}
-
-// envLayer picks each key's variable, canonical name first. Empty values
-// count as unset, as in viper. Other CRI_ENRICHERD_* variables are ignored
-// rather than rejected: Kubernetes injects service links such as
-// CRI_ENRICHERD_SERVICE_HOST into pods in the namespace of a Service with
-// that name.
-func envLayer(sets []setting, env map[string]string) envValues {
-	out := envValues{values: map[string]any{}, names: map[string]string{}}
-	for _, s := range sets {
-		for _, name := range s.envNames() {
-			if val := env[name]; val != "" {
-				out.values[s.key] = val
-				out.names[s.key] = name
-				break
-			}
+// annotate appends the source to each problem that does not name one yet.
+func annotate(problems []problem, from map[string]string) []problem {
+	for i, p := range problems {
+		if source, ok := from[p.key]; ok && !p.located {
+			problems[i].text = fmt.Sprintf("%s (from %s)", p.text, source)
 		}
 	}
-	return out
+	return problems
 }
 
 // parseEnviron reads KEY=VALUE pairs; a later duplicate wins, as in a shell.
@@ -209,47 +178,4 @@ func (t *textValue) Set(s string) error {
 	}
 	t.text, t.changed = s, true
 	return nil
-}
-
-// textFlag hands a flag to viper as plain text. Viper would otherwise run
-// flags of type "int" or "bool" through cast.ToInt and cast.ToBool, which
-// turn "abc" into 0 and false without an error.
-type textFlag struct{ f *pflag.Flag }
-
-func (t textFlag) HasChanged() bool    { return t.f.Changed }
-func (t textFlag) Name() string        { return t.f.Name }
-func (t textFlag) ValueString() string { return t.f.Value.String() }
-func (t textFlag) ValueType() string   { return "string" }
-
-// sources says where a key's value came from, so a problem can point at the
-// flag, variable or file line to fix.
-type sources struct {
-	fs   *pflag.FlagSet
-	env  map[string]string
-	file fileValues
-}
-
-func (s sources) of(key string) string {
-	if f := s.fs.Lookup(flagNameFor(key)); f != nil && f.Changed {
-		return "flag --" + f.Name
-	}
-	if name, ok := s.env[key]; ok {
-		return "env " + name
-	}
-	if line, ok := s.file.lines[key]; ok {
-		return fmt.Sprintf("%s:%d", s.file.path, line)
-	}
-	return ""
-}
-
-// annotate appends the source to each problem that does not name one yet.
-func (s sources) annotate(problems []problem) []problem {
-	out := make([]problem, len(problems))
-	for i, p := range problems {
-		out[i] = p
-		if from := s.of(p.key); from != "" && !p.located {
-			out[i].text = fmt.Sprintf("%s (from %s)", p.text, from)
-		}
-	}
-	return out
 }
