@@ -72,7 +72,7 @@ func settings() []setting {
 		bind(str, "runtime.endpoint", func(c *Config) *string { return &c.Runtime.Endpoint },
 			"CRI socket as unix:///path or an absolute path; empty tries the well-known containerd, CRI-O, k3s and cri-dockerd sockets in order"),
 		bind(durationCodec, "runtime.timeout", func(c *Config) *time.Duration { return &c.Runtime.Timeout },
-			"deadline of each CRI call"),
+			"deadline of each CRI call; the whole-node List calls of a sync have runtime.bootstrap_timeout instead"),
 		bind(durationCodec, "runtime.connect_timeout", func(c *Config) *time.Duration { return &c.Runtime.ConnectTimeout },
 			"how long to wait for the CRI socket to accept a connection"),
 		bind(intCodec, "runtime.max_concurrency", func(c *Config) *int { return &c.Runtime.MaxConcurrency },

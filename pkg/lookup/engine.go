@@ -383,7 +383,14 @@ func (e *Engine) finish(id string, c *call) {
 	update := e.pending[id]
 	delete(e.pending, id)
 	again := c.again
+	// The hint as merged while the lookup ran: a cgroup seen meanwhile
+	// counts too.
+	followStart := c.hint.Cgroup && !c.hint.Gone && c.err == nil && !c.rec.IsPodSandbox && c.rec.State == "created"
 	e.mu.Unlock()
+	if followStart {
+		// Known before its first process runs; its PID once it started.
+		e.waits.add(id, Hint{Cgroup: true}, reasonNotStarted)
+	}
 	if update != nil && c.err == nil && e.store.Update(id, update) {
 		if rec, err := e.store.Get(id); err == nil && rec.ID == id {
 			c.rec = rec

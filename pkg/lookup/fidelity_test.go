@@ -325,3 +325,19 @@ func TestLookup_ACgroupGoneBeforeTheRuntimeRecordsTheExitWaitsForIt(t *testing.T
 		t.Errorf("record = pid %d deleted %v, want pid 0, not deleted (the runtime still has it)", got.PID, got.DeletedAt)
 	}
 }
+
+func TestLookup_ACgroupSeenWhileARelistsLookupRunsIsFollowedToItsStart(t *testing.T) {
+	rt := newFakeRuntime()
+	_, ctrs := rt.addPod(1, 1)
+	id := ctrs[0]
+	rt.setContainer(id, runtimeapi.ContainerState_CONTAINER_CREATED, 0)
+	rt.block = make(chan struct{})
+	e, c, _ := newTestEngine(t, rt, Options{Wait: fastWait})
+	e.Submit(id, Hint{}) // a relist listed it created
+	waitFor(t, func() bool { return e.Stats().InFlight == 1 })
+	e.Submit(id, Hint{Exists: true, Cgroup: true}) // then its cgroup appeared
+	close(rt.block)
+	waitFor(t, func() bool { return e.Stats().Waiting == 1 })
+	rt.setContainer(id, runtimeapi.ContainerState_CONTAINER_RUNNING, 4243)
+	waitFor(t, func() bool { got, _ := c.Get(id); return got.PID == 4243 })
+}

@@ -54,10 +54,6 @@ func (e *Engine) settle(id string, rec enrich.Record, err error, hint Hint) (enr
 		e.remember(id, true)
 		e.store.Put(rec)
 		e.rec.LookupDone(resultOf(rec))
-		if hint.Cgroup && !hint.Force && !rec.IsPodSandbox && rec.State == "created" {
-			// Known before its first process runs; its PID once it started.
-			e.waits.add(id, Hint{Cgroup: true}, reasonNotStarted)
-		}
 		if hint.Gone && !hint.Force && (rec.State == "running" || rec.State == "created" || rec.State == "ready") {
 			// The cgroup went first; the exit is recorded a moment later.
 			e.waits.add(id, Hint{Gone: true, Sandbox: rec.IsPodSandbox}, reasonNotStopped)
