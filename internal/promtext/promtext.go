@@ -1,36 +1,41 @@
-// Package promtext reads a Prometheus text exposition into samples, for the
-// end-to-end tests and the benchmark programs that scrape a live daemon.
+// Package promtext reads a live daemon's /metrics page into samples for the
+// tests and the benchmark programs. Parsing is expfmt's, the Prometheus
+// client libraries' own; this package only flattens the families (histogram
+// buckets, _sum and _count included) into one value per series and sums
+// the series a caller asks about.
 package promtext
 
 import (
-	"bufio"
+	"fmt"
 	"io"
-	"strconv"
 	"strings"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
-// Samples maps a series' text (name{labels}) to its value.
+// Samples maps a series, as Prometheus prints it (name{label="value", ...}
+// with the labels sorted), to its value.
 type Samples map[string]float64
 
-// Parse reads every sample line of an exposition; comments are skipped.
+// Parse reads a text exposition.
 func Parse(r io.Reader) (Samples, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("parse exposition: %w", err)
+	}
 	out := Samples{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
+	for _, f := range families {
+		vector, err := expfmt.ExtractSamples(&expfmt.DecodeOptions{}, f)
+		if err != nil {
+			return nil, fmt.Errorf("samples of %s: %w", f.GetName(), err)
 		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
+		for _, s := range vector {
+			out[s.Metric.String()] = float64(s.Value)
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // Sum adds the samples of the metric name whose series text contains every

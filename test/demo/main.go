@@ -5,23 +5,19 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 	"github.com/cri-enricherd/cri-enricherd/test/harness"
+	"github.com/cri-enricherd/cri-enricherd/test/internal/daemonproc"
 )
 
 func main() {
@@ -101,53 +97,25 @@ func samplePods(ctx context.Context, rt *harness.Runtime) error {
 }
 
 func runDaemon(ctx context.Context, bin, endpoint string) error {
-	dir, err := os.MkdirTemp("", "cri-enricherd-demo-")
+	d, err := daemonproc.Start(daemonproc.Options{Binary: bin, Endpoint: endpoint})
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "api.sock")
-	addr, err := freeLoopbackPort()
+	defer func() { _ = d.Stop(10 * time.Second) }()
+	recs, err := waitForRecords(ctx, d, sampleRecords)
 	if err != nil {
-		return err
-	}
-	cmd := exec.Command(bin, "--runtime-endpoint", endpoint, "--api-socket", sock, "--api-grpc-socket", filepath.Join(dir, "grpc.sock"),
-		"--metrics-address", addr, "--log-level", "warn")
-	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start daemon: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		<-exited
-	}()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-	}}
-	recs, err := waitForRecords(ctx, client, sampleRecords, exited)
-	if err != nil {
-		data, _ := os.ReadFile(filepath.Join(dir, "daemon.log"))
-		return fmt.Errorf("%w\ndaemon log:\n%s", err, data)
+		return fmt.Errorf("%w\ndaemon log:\n%s", err, d.LogTail(100))
 	}
 	printTable(os.Stdout, recs)
 	return nil
 }
 
 // waitForRecords polls the API until it lists want records with PIDs.
-func waitForRecords(ctx context.Context, c *http.Client, want int, exited <-chan struct{}) ([]enrich.Record, error) {
+func waitForRecords(ctx context.Context, d *daemonproc.Process, want int) ([]enrich.Record, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
-		recs, err := list(c)
+		recs, err := d.Records()
 		if err == nil && complete(recs) >= want {
 			return recs, nil
 		}
@@ -155,7 +123,7 @@ func waitForRecords(ctx context.Context, c *http.Client, want int, exited <-chan
 			err = fmt.Errorf("%d of %d records complete", complete(recs), want)
 		}
 		select {
-		case <-exited:
+		case <-d.Exited():
 			return recs, errors.New("the daemon exited")
 		case <-ctx.Done():
 			return recs, fmt.Errorf("waiting for the daemon's records: %w (last error: %w)", ctx.Err(), err)
@@ -172,32 +140,6 @@ func complete(recs []enrich.Record) int {
 		}
 	}
 	return n
-}
-
-func list(c *http.Client) ([]enrich.Record, error) {
-	resp, err := c.Get("http://cri-enricherd/v1/containers")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("list = %d: %s", resp.StatusCode, body)
-	}
-	var out struct {
-		Items []enrich.Record `json:"items"`
-	}
-	return out.Items, json.Unmarshal(body, &out)
-}
-
-// freeLoopbackPort returns a loopback address with a port free right now.
-func freeLoopbackPort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func printTable(w io.Writer, recs []enrich.Record) {

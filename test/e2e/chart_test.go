@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cri-enricherd/cri-enricherd/test/harness"
+	"github.com/cri-enricherd/cri-enricherd/test/internal/daemonproc"
 )
 
 // The chart's own pod, run by a real kubelet: the image `make image` builds
@@ -257,7 +257,7 @@ func assertScrapedByPrometheus(ctx context.Context, t *testing.T, d *daemon, rc 
 	t.Helper()
 	p, err := harness.StartPrometheus(ctx, harness.PrometheusOptions{
 		Interval:   time.Second,
-		Targets:    []harness.ScrapeTarget{{Address: d.metricsAddr, Labels: map[string]string{"node": node, "namespace": "cri-enricherd", "pod": "cri-enricherd"}}},
+		Targets:    []harness.ScrapeTarget{{Address: d.MetricsAddr, Labels: map[string]string{"node": node, "namespace": "cri-enricherd", "pod": "cri-enricherd"}}},
 		RuleGroups: rc.ruleGroups,
 	})
 	if err != nil {
@@ -355,18 +355,10 @@ func dashboardQueries(t *testing.T, node string) []string {
 // port on the pod's address.
 func daemonAt(t *testing.T, socket, metricsAddr string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, socket: socket, metricsAddr: metricsAddr, logPath: filepath.Join(t.TempDir(), "none.log")}
-	d.api = unixClient(socket)
+	d := &daemon{Client: daemonproc.NewClient(socket, metricsAddr), t: t}
 	eventually(t, time.Minute, "the chart's API socket", func() error {
-		resp, err := d.api.Get("http://cri-enricherd/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz = %d", resp.StatusCode)
-		}
-		return nil
+		_, err := d.Get("/readyz", nil)
+		return err
 	})
 	return d
 }

@@ -30,7 +30,7 @@ func TestConsumers_GRPCAndCLISeeAPodComeAndGo(t *testing.T) {
 	d := startDaemon(t, rt.Endpoint())
 	d.waitReady(60 * time.Second)
 
-	conn, err := grpc.NewClient("unix://"+filepath.Join(filepath.Dir(d.socket), "grpc.sock"),
+	conn, err := grpc.NewClient("unix://"+filepath.Join(filepath.Dir(d.Socket), "grpc.sock"),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +142,7 @@ func watchGRPC(ctx context.Context, t *testing.T, c enricherv1.EnricherClient) *
 
 func watchCLI(ctx context.Context, t *testing.T, d *daemon) *seen {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, binary(t), "watch", "-o", "json", "--socket", d.socket)
+	cmd := exec.CommandContext(ctx, binary(t), "watch", "-o", "json", "--socket", d.Socket)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ func watchCLI(ctx context.Context, t *testing.T, d *daemon) *seen {
 
 func cliOutput(t *testing.T, d *daemon, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(binary(t), append(args, "--socket", d.socket)...).CombinedOutput()
+	out, err := exec.Command(binary(t), append(args, "--socket", d.Socket)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("cri-enricherd %v: %v\n%s", args, err, out)
 	}

@@ -31,12 +31,12 @@ func TestFaults_RuntimeKilledAndRestarted(t *testing.T) {
 
 			rt.Kill()
 			eventually(t, 30*time.Second, "readiness lost", func() error {
-				if code := probe(d, "/readyz"); code != http.StatusServiceUnavailable {
+				if code := d.Probe("/readyz"); code != http.StatusServiceUnavailable {
 					return fmt.Errorf("readyz = %d", code)
 				}
 				return nil
 			})
-			if _, err := d.record(p.ContainerID("keep")); err != nil {
+			if _, err := d.Record(p.ContainerID("keep")); err != nil {
 				t.Errorf("during the outage the cached record is not served: %v", err)
 			}
 
@@ -53,7 +53,7 @@ func TestFaults_RuntimeKilledAndRestarted(t *testing.T) {
 			d.waitReady(30 * time.Second)
 			waitAllRecords(t, d, []*harness.Pod{late})
 			eventually(t, 30*time.Second, "container removed after the restart reported deleted", func() error {
-				rec, err := d.record(p.ContainerID("drop"))
+				rec, err := d.Record(p.ContainerID("drop"))
 				if err != nil {
 					return err
 				}
@@ -62,7 +62,7 @@ func TestFaults_RuntimeKilledAndRestarted(t *testing.T) {
 				}
 				return nil
 			})
-			if rec, err := d.record(p.ContainerID("keep")); err != nil || rec.DeletedAt != nil {
+			if rec, err := d.Record(p.ContainerID("keep")); err != nil || rec.DeletedAt != nil {
 				t.Errorf("surviving container: %+v, %v", rec.DeletedAt, err)
 			}
 		})
@@ -81,13 +81,13 @@ func TestFaults_DaemonStartedBeforeTheRuntime(t *testing.T) {
 	}
 	d := startDaemon(t, rt.Endpoint())
 	eventually(t, 10*time.Second, "daemon live", func() error {
-		if code := probe(d, "/healthz"); code != http.StatusOK {
+		if code := d.Probe("/healthz"); code != http.StatusOK {
 			return fmt.Errorf("healthz = %d", code)
 		}
 		return nil
 	})
 	time.Sleep(2 * time.Second)
-	if code := probe(d, "/readyz"); code != http.StatusServiceUnavailable {
+	if code := d.Probe("/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("readyz = %d without a runtime, want 503", code)
 	}
 	ctx, cancel := contextWithTimeout(time.Minute)
@@ -117,22 +117,22 @@ func TestFaults_SocketThatNeverAnswers(t *testing.T) {
 	d := startDaemon(t, "unix://"+sock, "--runtime-timeout", "300ms", "--runtime-bootstrap-timeout", "2s",
 		"--runtime-max-retries", "1", "--api-ondemand-timeout", "1s")
 	eventually(t, 10*time.Second, "daemon live", func() error {
-		if code := probe(d, "/healthz"); code != http.StatusOK {
+		if code := d.Probe("/healthz"); code != http.StatusOK {
 			return fmt.Errorf("healthz = %d", code)
 		}
 		return nil
 	})
-	if code := probe(d, "/readyz"); code != http.StatusServiceUnavailable {
+	if code := d.Probe("/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("readyz = %d against a silent runtime, want 503", code)
 	}
 	start := time.Now()
 	var list struct {
 		Items []enrich.Record `json:"items"`
 	}
-	if _, err := d.get("/v1/containers", &list); err != nil {
+	if _, err := d.Get("/v1/containers", &list); err != nil {
 		t.Errorf("list: %v", err)
 	}
-	code, err := d.get("/v1/containers/"+strings.Repeat("ab", 32), &enrich.Record{})
+	code, err := d.Get("/v1/containers/"+strings.Repeat("ab", 32), &enrich.Record{})
 	if code != http.StatusGatewayTimeout && code != http.StatusBadGateway {
 		t.Errorf("on-demand lookup against a silent runtime = %d (%v), want 504 or 502", code, err)
 	}
@@ -141,10 +141,10 @@ func TestFaults_SocketThatNeverAnswers(t *testing.T) {
 	}
 	eventually(t, 15*time.Second, "timeouts counted", func() error {
 		m, _ := d.metrics()
-		if n := sum(m, "cri_enricherd_cri_requests_total", `code="DeadlineExceeded"`) + sum(m, "cri_enricherd_cri_requests_total", `code="Unavailable"`); n == 0 {
+		if n := m.Sum("cri_enricherd_cri_requests_total", `code="DeadlineExceeded"`) + m.Sum("cri_enricherd_cri_requests_total", `code="Unavailable"`); n == 0 {
 			return fmt.Errorf("no failed CRI request counted")
 		}
-		if n := sum(m, "cri_enricherd_relists_total", `result="error"`); n == 0 {
+		if n := m.Sum("cri_enricherd_relists_total", `result="error"`); n == 0 {
 			return fmt.Errorf("no failed sync counted")
 		}
 		return nil
@@ -167,13 +167,4 @@ func acceptAndIgnore(l net.Listener) {
 			}
 		}()
 	}
-}
-
-func probe(d *daemon, path string) int {
-	resp, err := http.Get("http://" + d.metricsAddr + path)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }

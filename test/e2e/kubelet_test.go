@@ -182,7 +182,7 @@ func testRecordsThroughAPodsLife(ctx context.Context, t *testing.T, e *kubeletEn
 	newIP := podIP(ctx, t, e.rt, current)
 	assertPodByIP(t, d, newIP, current)
 	if oldIP != newIP {
-		if code, _ := d.get("/v1/ips/"+oldIP, &struct{}{}); code != http.StatusNotFound {
+		if code, _ := d.Get("/v1/ips/"+oldIP, &struct{}{}); code != http.StatusNotFound {
 			t.Errorf("/v1/ips/%s (the stopped sandbox's address) = %d, want 404", oldIP, code)
 		}
 	}
@@ -195,7 +195,7 @@ func testRecordsThroughAPodsLife(ctx context.Context, t *testing.T, e *kubeletEn
 	assertRecordsEqualTheRuntime(ctx, t, e.rt, d, o, time.Minute)
 	waitSandboxRemoved(ctx, t, e.rt, deleted.GetId())
 	eventually(t, 45*time.Second, "removed sandbox reported deleted", func() error {
-		rec, err := d.record(deleted.GetId())
+		rec, err := d.Record(deleted.GetId())
 		if err == nil && rec.DeletedAt == nil {
 			err = fmt.Errorf("sandbox %s not marked deleted", deleted.GetId()[:12])
 		}
@@ -234,7 +234,7 @@ func assertKubeletShapes(ctx context.Context, t *testing.T, e *kubeletEnv, d *da
 	t.Helper()
 	for name, p := range pods {
 		sb := sandboxOfPod(ctx, t, e.rt, string(p.UID))
-		rec, err := d.record(sb.GetId())
+		rec, err := d.Record(sb.GetId())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -327,7 +327,7 @@ func recreateSandbox(ctx context.Context, t *testing.T, e *kubeletEnv, p corev1.
 // its containers no longer carry it.
 func assertStoppedSandboxHoldsNoIP(t *testing.T, d *daemon, old *runtimeapi.PodSandbox) {
 	t.Helper()
-	rec, err := d.record(old.GetId())
+	rec, err := d.Record(old.GetId())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func assertStoppedSandboxHoldsNoIP(t *testing.T, d *daemon, old *runtimeapi.PodS
 	var list struct {
 		Items []enrich.Record `json:"items"`
 	}
-	if _, err := d.get("/v1/containers?sandboxes=false&sandbox="+old.GetId(), &list); err != nil {
+	if _, err := d.Get("/v1/containers?sandboxes=false&sandbox="+old.GetId(), &list); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range list.Items {
@@ -353,7 +353,7 @@ func assertPodByIP(t *testing.T, d *daemon, ip, sandboxID string) {
 	var pod struct {
 		Sandbox enrich.Record `json:"sandbox"`
 	}
-	if code, err := d.get("/v1/ips/"+ip, &pod); code != http.StatusOK || pod.Sandbox.ID != sandboxID {
+	if code, err := d.Get("/v1/ips/"+ip, &pod); code != http.StatusOK || pod.Sandbox.ID != sandboxID {
 		t.Errorf("/v1/ips/%s = %d %s, %v; want sandbox %s", ip, code, pod.Sandbox.ID, err, sandboxID)
 	}
 }
@@ -399,7 +399,7 @@ func containerRecord(ctx context.Context, t *testing.T, rt *harness.Runtime, d *
 	}
 	for _, c := range resp.GetContainers() {
 		if c.GetMetadata().GetName() == name && c.GetMetadata().GetAttempt() == attempt {
-			rec, err := d.record(c.GetId())
+			rec, err := d.Record(c.GetId())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -417,7 +417,7 @@ func containerRecordOfPod(ctx context.Context, t *testing.T, e *kubeletEnv, d *d
 	if err != nil || len(resp.GetContainers()) == 0 {
 		t.Fatalf("container %s of pod %s: %v", name, pod, err)
 	}
-	rec, err := d.record(resp.GetContainers()[0].GetId())
+	rec, err := d.Record(resp.GetContainers()[0].GetId())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,8 +38,8 @@ func testFewestCalls(t *testing.T, v harness.Variant) {
 	waitAllRecords(t, d, all)
 	time.Sleep(500 * time.Millisecond) // let lookups triggered by late cgroup events finish
 	m, _ := d.metrics()
-	calls := func(rpc string) float64 { return sum(m, "cri_enricherd_cri_requests_total", `rpc="`+rpc+`"`) }
-	retries := func(rpc string) float64 { return sum(m, "cri_enricherd_lookup_retries_total", `rpc="`+rpc+`"`) }
+	calls := func(rpc string) float64 { return m.Sum("cri_enricherd_cri_requests_total", `rpc="`+rpc+`"`) }
+	retries := func(rpc string) float64 { return m.Sum("cri_enricherd_lookup_retries_total", `rpc="`+rpc+`"`) }
 	t.Logf("%s: ContainerStatus %v (retries %v), PodSandboxStatus %v (retries %v), ListContainers %v, ListPodSandbox %v",
 		v.Name, calls("ContainerStatus"), retries("ContainerStatus"), calls("PodSandboxStatus"), retries("PodSandboxStatus"),
 		calls("ListContainers"), calls("ListPodSandbox"))
@@ -54,7 +54,7 @@ func testFewestCalls(t *testing.T, v harness.Variant) {
 	if v.Name != harness.Containerd16 {
 		wantMode = "events"
 	}
-	if got := sum(m, "cri_enricherd_event_source_info", `mode="`+wantMode+`"`); got != 1 {
+	if got := m.Sum("cri_enricherd_event_source_info", `mode="`+wantMode+`"`); got != 1 {
 		t.Errorf("event_source_info{mode=%q} = %v, want 1", wantMode, got)
 	}
 	time.Sleep(2500 * time.Millisecond) // the cgroup watcher's grace for events on 2.x
@@ -70,7 +70,7 @@ func testFewestCalls(t *testing.T, v harness.Variant) {
 func totalCalls(m promtext.Samples) float64 {
 	n := 0.0
 	for _, rpc := range []string{"ContainerStatus", "PodSandboxStatus", "ListContainers", "ListPodSandbox"} {
-		n += sum(m, "cri_enricherd_cri_requests_total", `rpc="`+rpc+`"`)
+		n += m.Sum("cri_enricherd_cri_requests_total", `rpc="`+rpc+`"`)
 	}
 	return n
 }
@@ -122,7 +122,7 @@ func TestLookup_BurstOfPodsMissesNone(t *testing.T) {
 			}
 			waitAllRecords(t, d, pods)
 			for _, p := range pods {
-				rec, err := d.record(p.Containers[0].ID)
+				rec, err := d.Record(p.Containers[0].ID)
 				if err != nil || rec.Pod == nil || rec.Pod.Name != p.Name {
 					t.Errorf("container of %s: %+v, %v", p.Name, rec.Pod, err)
 				}
@@ -132,7 +132,7 @@ func TestLookup_BurstOfPodsMissesNone(t *testing.T) {
 			t.Logf("%s: the runtime received %d ContainerStatus and %d PodSandboxStatus for %d pods of one container, and %d + %d List calls",
 				v.Name, cs, pss, n, proxy.Calls("ListContainers"), proxy.Calls("ListPodSandbox"))
 			m, _ := d.metrics()
-			t.Logf("daemon: waits %v relists %v List %v", sum(m, "cri_enricherd_lookup_waits_total"), sum(m, "cri_enricherd_relists_total"), sum(m, "cri_enricherd_cri_requests_total", `rpc="ListContainers"`))
+			t.Logf("daemon: waits %v relists %v List %v", m.Sum("cri_enricherd_lookup_waits_total"), m.Sum("cri_enricherd_relists_total"), m.Sum("cri_enricherd_cri_requests_total", `rpc="ListContainers"`))
 			if cs > perContainer*n || pss > n {
 				t.Errorf("runtime received %d ContainerStatus and %d PodSandboxStatus, want at most %d and %d", cs, pss, perContainer*n, n)
 			}
@@ -171,7 +171,7 @@ func TestLookup_RestartedDaemonServesOnlyWhatStillExists(t *testing.T) {
 	d2 := startDaemon(t, rt.Endpoint())
 	d2.waitReady(60 * time.Second)
 	waitRecord(t, d2, p.ContainerID("keep"))
-	if code, _ := d2.get("/v1/containers/"+p.ContainerID("drop"), new(any)); code != 404 {
+	if code, _ := d2.Get("/v1/containers/"+p.ContainerID("drop"), new(any)); code != 404 {
 		t.Errorf("container removed while the daemon was down: GET = %d, want 404", code)
 	}
 }

@@ -90,11 +90,11 @@ func testSpine(t *testing.T, v harness.Variant) {
 	assertRemovedContainerIsDeletedThenForgotten(t, rt, d, before.Containers[1].ID)
 
 	m, _ := d.metrics()
-	if sum(m, "cri_enricherd_lookups_total", `result="container"`) < 4 {
-		t.Errorf("lookups_total{result=container} = %v, want >= 4", sum(m, "cri_enricherd_lookups_total", `result="container"`))
+	if m.Sum("cri_enricherd_lookups_total", `result="container"`) < 4 {
+		t.Errorf("lookups_total{result=container} = %v, want >= 4", m.Sum("cri_enricherd_lookups_total", `result="container"`))
 	}
-	if sum(m, "cri_enricherd_cri_requests_total", `rpc="ContainerStatus"`, `code="OK"`) < 4 {
-		t.Errorf("cri_requests_total{ContainerStatus,OK} = %v, want >= 4", sum(m, "cri_enricherd_cri_requests_total", `rpc="ContainerStatus"`, `code="OK"`))
+	if m.Sum("cri_enricherd_cri_requests_total", `rpc="ContainerStatus"`, `code="OK"`) < 4 {
+		t.Errorf("cri_requests_total{ContainerStatus,OK} = %v, want >= 4", m.Sum("cri_enricherd_cri_requests_total", `rpc="ContainerStatus"`, `code="OK"`))
 	}
 }
 
@@ -147,7 +147,7 @@ func waitRecord(t *testing.T, d *daemon, id string) enrich.Record {
 	var rec enrich.Record
 	eventually(t, 30*time.Second, "record of "+id[:12], func() error {
 		var err error
-		rec, err = d.record(id)
+		rec, err = d.Record(id)
 		if err == nil && (rec.PID == 0 || (rec.State != "running" && rec.State != "ready")) {
 			return fmt.Errorf("record not started yet (state %s, pid %d)", rec.State, rec.PID)
 		}
@@ -288,13 +288,13 @@ func assertCgroupID(t *testing.T, d *daemon, id, cgroupsPath string) {
 	var rec enrich.Record
 	eventually(t, 30*time.Second, "cgroup id of "+id[:12], func() error {
 		var err error
-		if rec, err = d.record(id); err == nil && rec.CgroupID != st.Ino {
+		if rec, err = d.Record(id); err == nil && rec.CgroupID != st.Ino {
 			err = fmt.Errorf("record cgroup_id %d, stat of %s says %d", rec.CgroupID, dir, st.Ino)
 		}
 		return err
 	})
 	var byID enrich.Record
-	if _, err := d.get(fmt.Sprintf("/v1/cgroup-ids/%d", st.Ino), &byID); err != nil || byID.ID != id {
+	if _, err := d.Get(fmt.Sprintf("/v1/cgroup-ids/%d", st.Ino), &byID); err != nil || byID.ID != id {
 		t.Errorf("/v1/cgroup-ids/%d = %s, %v; want %s", st.Ino, byID.ID, err, id)
 	}
 }
@@ -303,13 +303,13 @@ func assertPIDResolves(t *testing.T, d *daemon, id string) {
 	t.Helper()
 	rec := waitRecord(t, d, id)
 	var byPID enrich.Record
-	if _, err := d.get(fmt.Sprintf("/v1/pids/%d", rec.PID), &byPID); err != nil {
+	if _, err := d.Get(fmt.Sprintf("/v1/pids/%d", rec.PID), &byPID); err != nil {
 		t.Fatalf("pid %d: %v", rec.PID, err)
 	}
 	if byPID.ID != id {
 		t.Errorf("/v1/pids/%d = %s, want %s", rec.PID, byPID.ID, id)
 	}
-	if code, _ := d.get("/v1/pids/1", &byPID); code != 404 {
+	if code, _ := d.Get("/v1/pids/1", &byPID); code != 404 {
 		t.Errorf("/v1/pids/1 (a host process) = %d, want 404", code)
 	}
 }
@@ -319,7 +319,7 @@ func assertListHasEverything(t *testing.T, d *daemon, pods ...*harness.Pod) {
 	var list struct {
 		Items []enrich.Record `json:"items"`
 	}
-	if _, err := d.get("/v1/containers", &list); err != nil {
+	if _, err := d.Get("/v1/containers", &list); err != nil {
 		t.Fatal(err)
 	}
 	have := map[string]bool{}
@@ -336,7 +336,7 @@ func assertListHasEverything(t *testing.T, d *daemon, pods ...*harness.Pod) {
 			}
 		}
 	}
-	if _, err := d.get("/v1/containers?sandboxes=false", &list); err != nil {
+	if _, err := d.Get("/v1/containers?sandboxes=false", &list); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range list.Items {
@@ -354,7 +354,7 @@ func assertRemovedContainerIsDeletedThenForgotten(t *testing.T, rt *harness.Runt
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "container reported deleted", func() error {
-		rec, err := d.record(id)
+		rec, err := d.Record(id)
 		if err != nil {
 			return err
 		}
@@ -364,7 +364,7 @@ func assertRemovedContainerIsDeletedThenForgotten(t *testing.T, rt *harness.Runt
 		return nil
 	})
 	eventually(t, 30*time.Second, "deleted container forgotten after the grace period", func() error {
-		code, _ := d.get("/v1/containers/"+id, &enrich.Record{})
+		code, _ := d.Get("/v1/containers/"+id, &enrich.Record{})
 		if code != 404 {
 			return fmt.Errorf("GET = %d, want 404", code)
 		}

@@ -87,7 +87,7 @@ type truthOptions struct {
 
 // recordAPI is what the comparisons read from the daemon: its HTTP API.
 type recordAPI interface {
-	record(id string) (enrich.Record, error)
+	Record(id string) (enrich.Record, error)
 }
 
 // mismatches compares every sandbox and container the runtime lists with
@@ -122,7 +122,7 @@ func compareSandbox(ctx context.Context, t *testing.T, rt *harness.Runtime, api 
 		return nil, []string{fmt.Sprintf("runtime PodSandboxStatus %s: %v", id[:12], err)}
 	}
 	st, info := resp.GetStatus(), parseInfo(t, id, resp.GetInfo())
-	rec, err := api.record(id)
+	rec, err := api.Record(id)
 	if err != nil {
 		return st, []string{fmt.Sprintf("sandbox %s: %v", id[:12], err)}
 	}
@@ -145,7 +145,7 @@ func compareContainer(ctx context.Context, t *testing.T, rt *harness.Runtime, ap
 		return []string{fmt.Sprintf("runtime ContainerStatus %s: %v", id[:12], err)}
 	}
 	st, info := resp.GetStatus(), parseInfo(t, id, resp.GetInfo())
-	rec, err := api.record(id)
+	rec, err := api.Record(id)
 	if err != nil {
 		return []string{fmt.Sprintf("container %s: %v", id[:12], err)}
 	}
@@ -285,15 +285,15 @@ func assertRecordsEqualTheRuntime(ctx context.Context, t *testing.T, rt *harness
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if d, ok := api.(*daemon); ok {
-		if data, err := os.ReadFile(d.logPath); err == nil {
+	if d, ok := api.(*daemon); ok && d.proc != nil {
+		if data, err := os.ReadFile(d.proc.LogPath); err == nil {
 			_ = os.WriteFile(filepath.Join(os.TempDir(), "cri-enricherd-e2e-last-mismatch.log"), data, 0o644)
 		}
 		seen := map[string]bool{}
 		for _, line := range diff {
 			if id := strings.Fields(line)[1]; !seen[id] && len(seen) < 3 {
 				seen[id] = true
-				t.Logf("daemon log lines about %s:\n%s", id, grepLog(d.logPath, id))
+				t.Logf("daemon log lines about %s:\n%s", id, grepLog(d.proc.LogPath, id))
 			}
 		}
 	}

@@ -1,95 +1,98 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path"
-	"slices"
-	"strconv"
-	"strings"
+
+	"golang.org/x/perf/benchfmt"
+	"golang.org/x/perf/benchmath"
 )
 
-// benchStats are the medians of one benchmark's runs, by unit (ns/op,
-// B/op, allocs/op, ...).
-type benchStats map[string]float64
+// minRuns is the fewest -count runs for which benchstat's 95% confidence
+// interval of the median is finite.
+const minRuns = 6
 
-// parseGoBench reads go test -bench output and returns the median of each
-// unit per benchmark, keyed "pkg-base.BenchmarkName" without the -GOMAXPROCS
-// suffix (pkg-base is the last element of the package path).
-func parseGoBench(file string) (map[string]benchStats, error) {
+// benchStats summarize one benchmark's runs by unit, as benchfmt tidies
+// them (sec/op, B/op, allocs/op): the median and the 95% confidence
+// interval around it that benchstat prints as ± percent.
+type benchStats map[string]benchmath.Summary
+
+// parseGoBench reads go test -bench output, keyed
+// "pkg-base.BenchmarkName" without the -GOMAXPROCS suffix (pkg-base is the
+// last element of the package path), and the fewest runs any benchmark had.
+func parseGoBench(file string) (map[string]benchStats, int, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
-	samples := map[string]map[string][]float64{}
-	pkg := ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if p, ok := strings.CutPrefix(line, "pkg: "); ok {
-			pkg = path.Base(strings.TrimSpace(p))
+	runs := map[string]map[string][]float64{}
+	r := benchfmt.NewReader(f, file)
+	for r.Scan() {
+		// A *benchfmt.SyntaxError is a test's log line that starts with
+		// "Benchmark"; unit metadata says nothing the table shows.
+		res, ok := r.Result().(*benchfmt.Result)
+		if !ok {
 			continue
 		}
-		fields := strings.Fields(line)
-		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
-			continue
+		name := benchKey(res)
+		if runs[name] == nil {
+			runs[name] = map[string][]float64{}
 		}
-		name := pkg + "." + trimProcs(fields[0])
-		if samples[name] == nil {
-			samples[name] = map[string][]float64{}
-		}
-		for i := 2; i+1 < len(fields); i += 2 {
-			if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
-				samples[name][fields[i+1]] = append(samples[name][fields[i+1]], v)
-			}
+		for _, v := range res.Values {
+			runs[name][v.Unit] = append(runs[name][v.Unit], v.Value)
 		}
 	}
+	if err := r.Err(); err != nil {
+		return nil, 0, err
+	}
+	stats, fewest := summarize(runs)
+	return stats, fewest, nil
+}
+
+// benchKey names a result "pkg-base.BenchmarkName/sub" without GOMAXPROCS.
+func benchKey(res *benchfmt.Result) string {
+	base, parts := res.Name.Parts()
+	name := "Benchmark" + string(base)
+	for _, p := range parts {
+		if p[0] == '/' {
+			name += string(p)
+		}
+	}
+	return path.Base(res.GetConfig("pkg")) + "." + name
+}
+
+func summarize(runs map[string]map[string][]float64) (map[string]benchStats, int) {
 	out := map[string]benchStats{}
-	for name, units := range samples {
+	fewest := 0
+	for name, units := range runs {
 		out[name] = benchStats{}
 		for unit, vs := range units {
-			out[name][unit] = median(vs)
+			if fewest == 0 || len(vs) < fewest {
+				fewest = len(vs)
+			}
+			out[name][unit] = benchmath.AssumeNothing.Summary(benchmath.NewSample(vs, &benchmath.DefaultThresholds), 0.95)
 		}
 	}
-	return out, sc.Err()
-}
-
-// trimProcs drops the -N GOMAXPROCS suffix of a benchmark name.
-func trimProcs(name string) string {
-	if i := strings.LastIndexByte(name, '-'); i > 0 {
-		if _, err := strconv.Atoi(name[i+1:]); err == nil {
-			return name[:i]
-		}
-	}
-	return name
-}
-
-func median(vs []float64) float64 {
-	s := slices.Clone(vs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
+	return out, fewest
 }
 
 // goBenchRows are the micro-benchmarks: the cache's two targets, and the
 // others for context.
 func goBenchRows(file string) ([]row, error) {
-	b, err := parseGoBench(file)
+	b, runs, err := parseGoBench(file)
 	if err != nil {
 		return nil, err
 	}
-	var rows []row
+	rows := []row{{"go bench", "runs per benchmark (± is benchstat's 95% interval of the median)",
+		fmt.Sprint(runs), fmt.Sprintf(">= %d (fewer: ± ∞)", minRuns), judge(runs >= minRuns)}}
 	if s, ok := b["cache.BenchmarkGetFullID"]; ok {
 		rows = append(rows, row{"go bench", "cache get, full ID (10,000 records)", nsAllocs(s), "< 100 ns, 0 allocs",
-			judge(s["ns/op"] < 100 && s["allocs/op"] == 0)})
+			judge(s.ns() < 100 && s.median("allocs/op") == 0)})
 	}
 	if s, ok := b["cache.BenchmarkGetPrefix"]; ok {
-		rows = append(rows, row{"go bench", "cache get, 12-char prefix", nsAllocs(s), "< 1 µs", judge(s["ns/op"] < 1000)})
+		rows = append(rows, row{"go bench", "cache get, 12-char prefix", nsAllocs(s), "< 1 µs", judge(s.ns() < 1000)})
 	}
 	for _, c := range []struct{ key, figure string }{
 		{"cgroup.BenchmarkParsePath/cgroupfs", "cgroup path parse, cgroupfs"},
@@ -111,11 +114,18 @@ func goBenchRows(file string) ([]row, error) {
 	return rows, nil
 }
 
+// ns is the median time per operation in nanoseconds.
+func (s benchStats) ns() float64 { return s.median("sec/op") * 1e9 }
+
+func (s benchStats) median(unit string) float64 { return s[unit].Center }
+
+// nsAllocs shows the time with its spread, then bytes and allocations
+// (their spread is all but zero).
 func nsAllocs(s benchStats) string {
-	ns := s["ns/op"]
+	ns := s.ns()
 	t := fmt.Sprintf("%.0f ns", ns)
 	if ns >= 10000 {
 		t = fmt.Sprintf("%.1f µs", ns/1000)
 	}
-	return fmt.Sprintf("%s, %.0f B, %.0f allocs", t, s["B/op"], s["allocs/op"])
+	return fmt.Sprintf("%s ± %s, %.0f B, %.0f allocs", t, s["sec/op"].PctRangeString(), s.median("B/op"), s.median("allocs/op"))
 }

@@ -2,7 +2,9 @@
 // figure beside its target from issue 7 and whether it meets it.
 //
 // It reads, from -dir: go-bench.txt (go test -bench output, several
-// -count runs; medians are taken), api-<proto>-<clients>.json (api-load),
+// -count runs, read by golang.org/x/perf/benchfmt; each figure is the
+// median with benchstat's ± spread, since this machine is noisy),
+// api-<proto>-<clients>.json (api-load),
 // scale.json (test/bench/scale) and runtime.json (test/bench/runtime-bench).
 // A missing file leaves its rows out and says so. With -markdown it prints
 // the table for BENCHMARKS.md.

@@ -131,7 +131,7 @@ func measure(ctx context.Context, v harness.Variant, o options) (result, error) 
 	r.ServedKnownPod = summarize(lat.knownPod)
 	r.MissedRecords, r.CgroupNotObserved = lat.missed, lat.unobserved
 	r.DaemonCalls = statusCalls(after) - statusCalls(before)
-	r.DaemonRetries = sumSeries(after, "cri_enricherd_lookup_retries_total") - sumSeries(before, "cri_enricherd_lookup_retries_total")
+	r.DaemonRetries = after.Sum("cri_enricherd_lookup_retries_total") - before.Sum("cri_enricherd_lookup_retries_total")
 	r.DaemonPerCtr = r.DaemonCalls / float64(r.Containers)
 	r.DaemonCSMeanMS = meanLatencyMS(before, after, "ContainerStatus")
 	r.DaemonPSSMeanMS = meanLatencyMS(before, after, "PodSandboxStatus")
