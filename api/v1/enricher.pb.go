@@ -812,7 +812,11 @@ type Record struct {
 	// cgroup_id is the inode of the cgroup's directory in the cgroup v2
 	// hierarchy, what bpf_get_current_cgroup_id() returns for the
 	// container's processes; 0 until seen, and without a v2 hierarchy.
-	CgroupId      uint64 `protobuf:"varint,27,opt,name=cgroup_id,json=cgroupId,proto3" json:"cgroup_id,omitempty"`
+	CgroupId uint64 `protobuf:"varint,27,opt,name=cgroup_id,json=cgroupId,proto3" json:"cgroup_id,omitempty"`
+	// partial is true while the record holds only what the runtime's CREATED
+	// event or ListContainers says, before the container started: no pid,
+	// mounts, resources, log_path or image.resolved yet.
+	Partial       bool `protobuf:"varint,28,opt,name=partial,proto3" json:"partial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1034,6 +1038,13 @@ func (x *Record) GetCgroupId() uint64 {
 		return x.CgroupId
 	}
 	return 0
+}
+
+func (x *Record) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
 }
 
 // Image identifies what a container runs.
@@ -1483,7 +1494,7 @@ const file_api_v1_enricher_proto_rawDesc = "" +
 	"WatchEvent\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.cri_enricherd.v1.EventTypeR\x04type\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x120\n" +
-	"\x06record\x18\x03 \x01(\v2\x18.cri_enricherd.v1.RecordR\x06record\"\x86\t\n" +
+	"\x06record\x18\x03 \x01(\v2\x18.cri_enricherd.v1.RecordR\x06record\"\xa0\t\n" +
 	"\x06Record\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bshort_id\x18\x02 \x01(\tR\ashortId\x12\x12\n" +
@@ -1520,7 +1531,8 @@ const file_api_v1_enricher_proto_rawDesc = "" +
 	"pod_source\x18\x18 \x01(\tR\tpodSource\x12\x18\n" +
 	"\atrimmed\x18\x19 \x01(\x05R\atrimmed\x12\x12\n" +
 	"\x04node\x18\x1a \x01(\tR\x04node\x12\x1b\n" +
-	"\tcgroup_id\x18\x1b \x01(\x04R\bcgroupId\x1a9\n" +
+	"\tcgroup_id\x18\x1b \x01(\x04R\bcgroupId\x12\x18\n" +
+	"\apartial\x18\x1c \x01(\bR\apartial\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +

@@ -91,6 +91,9 @@ func appendRecord(b []byte, r *enrich.Record) ([]byte, bool) {
 		b = append(b, `,"trimmed":`...)
 		b = strconv.AppendInt(b, int64(r.Trimmed), 10)
 	}
+	if r.Partial {
+		b = append(b, `,"partial":true`...)
+	}
 	return append(b, '}'), ok
 }
 

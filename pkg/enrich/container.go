@@ -59,6 +59,13 @@ func Container(resp *runtimeapi.ContainerStatusResponse, runtimeName string, opt
 	lim := newLimiter(opts)
 	rec := containerRecord(st, &info, runtimeName, lim)
 	rec.Node = opts.NodeName
+	if _, verbose := resp.GetInfo()[infoKey]; !verbose {
+		rec.Partial = true
+		// Without the verbose config the status's image is the runtime's
+		// first tag (an event's) or what the kubelet sent, often the image
+		// ID (a listed one's): only the user-specified name is certain.
+		rec.Image.Name, rec.Image.Resolved = st.GetImage().GetUserSpecifiedImage(), ""
+	}
 	if opts.ExportEnv {
 		rec.Env = lim.strings(info.RuntimeSpec.env())
 	}
@@ -74,6 +81,16 @@ func Container(resp *runtimeapi.ContainerStatusResponse, runtimeName string, opt
 		LabelPod:  labelPod(st.GetLabels(), info.RuntimeSpec.annotations(), sandboxID),
 		Trimmed:   rec.Trimmed,
 	}, nil
+}
+
+// Listed is the status a ListContainers item stands for: what a partial
+// record is made from before the container started.
+func Listed(c *runtimeapi.Container) *runtimeapi.ContainerStatus {
+	return &runtimeapi.ContainerStatus{
+		Id: c.GetId(), Metadata: c.GetMetadata(), State: c.GetState(), CreatedAt: c.GetCreatedAt(),
+		Image: c.GetImage(), ImageRef: c.GetImageRef(), ImageId: c.GetImageId(),
+		Labels: c.GetLabels(), Annotations: c.GetAnnotations(),
+	}
 }
 
 // containerRecord maps everything but the opt-in fields.

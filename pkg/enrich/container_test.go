@@ -182,7 +182,12 @@ func TestContainer_NilPiecesDoNotPanic(t *testing.T) {
 	checkField(t, "LabelPod", res.LabelPod, (*Pod)(nil))
 }
 
-func TestContainer_NonVerboseAnswerLeavesInfoFieldsEmpty(t *testing.T) {
+// A non-verbose status (a CREATED event's, or a listed container's) makes a
+// partial record: what only the verbose info tells stays empty, and of the
+// image only the user-specified name and the IDs are kept (the status's
+// image is the runtime's first tag in an event, the kubelet's image ID in a
+// list: neither is certain to be what the complete record resolves).
+func TestContainer_NonVerboseAnswerMakesAPartialRecord(t *testing.T) {
 	resp := loadContainer(t, "containerd-1.6/container-status-verbose-0.json")
 	resp.Info = nil
 	res, err := Container(resp, "containerd", Options{})
@@ -190,7 +195,10 @@ func TestContainer_NonVerboseAnswerLeavesInfoFieldsEmpty(t *testing.T) {
 		t.Fatalf("Container: %v", err)
 	}
 	checkField(t, "ID", res.Record.ID, cd16Container0)
-	checkField(t, "Image.Name", res.Record.Image.Name, busyboxName)
+	checkField(t, "Partial", res.Record.Partial, true)
+	checkField(t, "Image.Name", res.Record.Image.Name, "")
+	checkField(t, "Image.Resolved", res.Record.Image.Resolved, "")
+	checkField(t, "Image.ID", res.Record.Image.ID, resp.Status.ImageRef)
 	checkField(t, "PID", res.Record.PID, 0)
 	checkField(t, "CgroupPath", res.Record.CgroupPath, "")
 	checkField(t, "UserUID", res.Record.UserUID, (*int64)(nil))
@@ -326,7 +334,7 @@ func TestContainer_ImageNameIsWhatThePodAskedForBesideTheRuntimesResolvedName(t 
 		{"kubelet, image asked for by digest", "docker.io/library/aaa:1", "",
 			`{"config":{"image":{"image":"sha256:` + hex + `","user_specified_image":"busybox@sha256:` + hex + `"}}}`,
 			Image{Name: "busybox@sha256:" + hex, Resolved: "docker.io/library/aaa:1"}},
-		{"runtime answering user_specified_image in the status", "docker.io/library/aaa:1", "busybox:1.37", "",
+		{"runtime answering user_specified_image in the status", "docker.io/library/aaa:1", "busybox:1.37", "{}",
 			Image{Name: "busybox:1.37", Resolved: "docker.io/library/aaa:1"}},
 		{"crictl-style name in the config", busyboxName, "", `{"config":{"image":{"image":"other:1"}}}`,
 			Image{Name: "other:1", Resolved: busyboxName}},
@@ -336,8 +344,8 @@ func TestContainer_ImageNameIsWhatThePodAskedForBesideTheRuntimesResolvedName(t 
 		{"cri-o annotation", "docker.io/library/nginx:2", "",
 			`{"runtimeSpec":{"annotations":{"io.kubernetes.cri-o.ImageName":"nginx:2"}}}`,
 			Image{Name: "nginx:2", Resolved: "docker.io/library/nginx:2"}},
-		{"only an id", hex, "", "", Image{Name: hex, Resolved: hex}},
-		{"repo digest is a name", "busybox@sha256:" + hex, "", "", Image{Name: "busybox@sha256:" + hex, Resolved: "busybox@sha256:" + hex}},
+		{"only an id", hex, "", "{}", Image{Name: hex, Resolved: hex}},
+		{"repo digest is a name", "busybox@sha256:" + hex, "", "{}", Image{Name: "busybox@sha256:" + hex, Resolved: "busybox@sha256:" + hex}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

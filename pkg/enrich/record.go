@@ -66,6 +66,13 @@ type Record struct {
 	// Trimmed counts the labels, annotations and env entries of this record
 	// that the export caps dropped or cut; 0 means they are complete.
 	Trimmed int `json:"trimmed,omitempty"`
+	// Partial marks a record made before the container started, from what
+	// the runtime lists or sends in its CREATED event, without a status
+	// call: identity, labels, image reference, state and pod are the
+	// runtime's; pid, privileged, user_uid, env, cgroup_path, mounts and the
+	// asked image name are not known yet. The complete record replaces it
+	// once the container started.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // Image identifies what a container runs. A pod sandbox's image is the pause

@@ -1,6 +1,9 @@
 package enrich
 
-import "reflect"
+import (
+	"reflect"
+	"time"
+)
 
 // CRI states only move forward within one ID: a container goes created ->
 // running -> exited, a sandbox ready -> notready, and a deleted ID never
@@ -47,6 +50,12 @@ func Advance(prev, next Record) Record {
 	if prev.ID != next.ID {
 		return settle(next)
 	}
+	if next.Partial && !prev.Partial {
+		// A record made from a list is never better than one made from a
+		// verbose status: keep it, moved on to the later state only.
+		prev.State, prev.StartedAt = furthest(prev, next)
+		return settle(prev)
+	}
 	if prev.DeletedAt != nil && next.DeletedAt == nil {
 		next.DeletedAt = prev.DeletedAt
 	}
@@ -66,6 +75,21 @@ func Advance(prev, next Record) Record {
 		next.Pod, next.PodSource = prev.Pod, prev.PodSource
 	}
 	return settle(next)
+}
+
+// furthest is the later of two records' states and its start time.
+func furthest(prev, next Record) (string, *time.Time) {
+	if stateRank(&next) > stateRank(&prev) {
+		return next.State, cmpOr(next.StartedAt, prev.StartedAt)
+	}
+	return prev.State, prev.StartedAt
+}
+
+func cmpOr(a, b *time.Time) *time.Time {
+	if a != nil {
+		return a
+	}
+	return b
 }
 
 // podBehind says whether next describes the same sandbox as prev in an

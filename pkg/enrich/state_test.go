@@ -133,3 +133,23 @@ func TestFollowSandbox_ContainersCarryTheirSandboxsPod(t *testing.T) {
 		})
 	}
 }
+
+func TestAdvance_APartialRecordNeverReplacesACompleteOne(t *testing.T) {
+	complete := container("running", 42)
+	complete.Privileged = true
+	partial := container("created", 0)
+	partial.Partial = true
+	got := Advance(complete, partial)
+	if got.Partial || !got.Privileged || got.PID != 42 || got.State != "running" {
+		t.Errorf("Advance(complete, partial) = partial %v privileged %v pid %d state %s, want the complete record kept",
+			got.Partial, got.Privileged, got.PID, got.State)
+	}
+	exited := partial
+	exited.State = "exited"
+	if got := Advance(complete, exited); got.State != "exited" || got.PID != 0 || got.Partial {
+		t.Errorf("a partial record's later state = %s pid %d partial %v, want exited, pid 0, still complete", got.State, got.PID, got.Partial)
+	}
+	if got := Advance(partial, complete); got.Partial || got.PID != 42 {
+		t.Errorf("Advance(partial, complete) = partial %v pid %d, want the complete record", got.Partial, got.PID)
+	}
+}

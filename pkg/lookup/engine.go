@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
@@ -47,6 +48,17 @@ type Hint struct {
 	Force bool
 	// Urgent puts the ID at the front of the queue (an API client waits).
 	Urgent bool
+	// created is the container's status as the runtime listed it or sent it
+	// in its CREATED event, before it started: its record is made from it
+	// (partial) without a status call; the status is asked once it started.
+	created *createdStatus
+}
+
+// createdStatus is a non-verbose status and the sandbox the runtime named
+// beside it (the status itself does not say).
+type createdStatus struct {
+	status    *runtimeapi.ContainerStatus
+	sandboxID string
 }
 
 // Options tune the engine. Zero values take the defaults.
@@ -206,16 +218,16 @@ func (e *Engine) Run(ctx context.Context) error {
 // Submit queues a lookup of id unless it is cached (and not forced), already
 // queued or running, or negatively cached. It never blocks.
 //
-// An ID seen only through its cgroup (no event stream) is looked up at once
-// when its pod is known: the record is there before the container's first
-// process runs, in state created; the waiter then asks once more when the
-// runtime lists it started, for its PID. The first cgroup of an unknown pod
-// is most likely its sandbox, which the runtime registers and makes ready
-// only a moment later: that one waits for the runtime to list it ready.
+// An ID seen only through its cgroup (no event stream) goes to the waiter,
+// which lists it at once: a container still created gets a partial record
+// from the listing, before its first process runs, and its status once the
+// runtime lists it started (one ContainerStatus, PID included); a sandbox,
+// which the runtime registers and makes ready a moment after its cgroup
+// appears, gets its PodSandboxStatus once listed ready.
 func (e *Engine) Submit(id string, hint Hint) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if hint.Cgroup && !hint.Force && !hint.Gone && e.calls[id] == nil && e.shouldWaitLocked(id, hint) {
+	if hint.Cgroup && hint.created == nil && !hint.Force && !hint.Gone && e.calls[id] == nil && e.shouldWaitLocked(id, hint) {
 		e.waits.add(id, hint, reasonNotStarted)
 		return
 	}
@@ -223,16 +235,14 @@ func (e *Engine) Submit(id string, hint Hint) {
 }
 
 // shouldWaitLocked says whether a cgroup's ID waits before its status is
-// asked: a cached container that has not started yet, or an unknown ID
-// (not negatively cached) in a pod nobody knows yet.
+// asked: a cached container that has not started yet, or an unknown ID that
+// is not negatively cached.
 func (e *Engine) shouldWaitLocked(id string, hint Hint) bool {
 	if rec, err := e.store.Get(id); err == nil {
 		return rec.ID == id && !rec.IsPodSandbox && rec.State == "created" && rec.DeletedAt == nil
 	}
-	if n, ok := e.negative[id]; ok && e.opts.Now().Before(n.until) {
-		return false
-	}
-	return hint.NewPod
+	n, ok := e.negative[id]
+	return !ok || !e.opts.Now().Before(n.until)
 }
 
 // skipLocked says whether an unforced lookup of id has nothing to do: it is
@@ -278,10 +288,14 @@ func (e *Engine) submitLocked(id string, hint Hint) *call {
 }
 
 func mergeHints(a, b Hint) Hint {
+	created := a.created
+	if created == nil {
+		created = b.created
+	}
 	return Hint{
 		Sandbox: a.Sandbox || b.Sandbox, NewPod: a.NewPod || b.NewPod,
 		Exists: a.Exists || b.Exists, Cgroup: a.Cgroup || b.Cgroup, Gone: a.Gone || b.Gone,
-		Force: a.Force || b.Force, Urgent: a.Urgent || b.Urgent,
+		Force: a.Force || b.Force, Urgent: a.Urgent || b.Urgent, created: created,
 	}
 }
 
@@ -389,7 +403,7 @@ func (e *Engine) finish(id string, c *call) {
 	e.mu.Unlock()
 	if followStart {
 		// Known before its first process runs; its PID once it started.
-		e.waits.add(id, Hint{Cgroup: true}, reasonNotStarted)
+		e.waits.follow(id, Hint{Cgroup: true})
 	}
 	if update != nil && c.err == nil && e.store.Update(id, update) {
 		if rec, err := e.store.Get(id); err == nil && rec.ID == id {

@@ -233,16 +233,16 @@ func TestLookup_ACgroupTheRuntimeDoesNotKnowYetWaitsOnListsNotStatusCalls(t *tes
 	id := hexID('c', 100) // the first container of pod 1, before the runtime has it
 	e.Submit(id, Hint{Exists: true, Cgroup: true})
 	waitFor(t, func() bool { return rt.Calls("ListContainers") >= 3 })
-	if got := rt.Calls("ContainerStatus") + rt.Calls("PodSandboxStatus"); got != 2 {
-		t.Fatalf("status calls while the runtime did not list the ID = %d, want the first try's 2 alone", got)
+	if got := rt.Calls("ContainerStatus") + rt.Calls("PodSandboxStatus"); got != 0 {
+		t.Fatalf("status calls while the runtime did not list the ID = %d, want 0", got)
 	}
-	if e.Stats().Waiting != 1 || rec.Get("wait:not_registered") != 1 {
+	if e.Stats().Waiting != 1 || rec.Get("wait:not_started") != 1 {
 		t.Fatalf("waiting = %d, waits counted %v; want 1 waiting, counted once", e.Stats().Waiting, rec.counts)
 	}
 	sb, ctrs := rt.addPod(1, 1)
 	waitFor(t, func() bool { _, err := c.Get(ctrs[0]); return err == nil })
-	if got := rt.Calls("ContainerStatus"); got != 2 {
-		t.Errorf("ContainerStatus calls = %d, want one more once the runtime listed the container running", got)
+	if got := rt.Calls("ContainerStatus"); got != 1 {
+		t.Errorf("ContainerStatus calls = %d, want 1 once the runtime listed the container running", got)
 	}
 	if got, _ := c.Get(ctrs[0]); got.PID == 0 || got.Pod == nil || got.Pod.SandboxID != sb {
 		t.Errorf("record = pid %d, pod %+v; want the runtime's PID and its pod", got.PID, got.Pod)
@@ -254,19 +254,26 @@ func TestLookup_ACgroupTheRuntimeDoesNotKnowYetWaitsOnListsNotStatusCalls(t *tes
 	if _, err := lookupNow(t, e, other); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
 	}
-	if got := rt.Calls("ContainerStatus"); got != 3 {
-		t.Errorf("an on-demand lookup of an unknown ID was retried: ContainerStatus calls = %d, want 3", got)
+	if got := rt.Calls("ContainerStatus"); got != 2 {
+		t.Errorf("an on-demand lookup of an unknown ID was retried: ContainerStatus calls = %d, want 2", got)
 	}
 }
 
-func TestLookup_WaitForACgroupTheRuntimeNeverListsEndsInTheNegativeCache(t *testing.T) {
+// A cgroup the runtime never lists (another runtime's, a leaked one) costs
+// no status call, and its Lists back off past Max: at most a dozen polls in
+// GiveUp, where Max alone would allow a hundred.
+func TestLookup_WaitForACgroupTheRuntimeNeverListsBacksOffAndEndsInTheNegativeCache(t *testing.T) {
 	rt := newFakeRuntime()
-	e, _, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: time.Millisecond, Max: 2 * time.Millisecond, GiveUp: 50 * time.Millisecond}})
+	e, _, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: time.Millisecond, Max: 2 * time.Millisecond, GiveUp: 200 * time.Millisecond}})
 	id := hexID('f', 9)
 	e.Submit(id, Hint{Exists: true, Cgroup: true, NewPod: true})
 	waitFor(t, func() bool { s := e.Stats(); return s.Waiting == 0 && s.Negative == 1 })
 	if got := rt.Calls("ContainerStatus") + rt.Calls("PodSandboxStatus"); got != 0 {
 		t.Errorf("status calls for an ID never listed = %d, want 0", got)
+	}
+	// Gaps 1, 2, 4, 8, 16, then 25ms (GiveUp/8): about 12 polls of two Lists.
+	if got := rt.Calls("ListContainers") + rt.Calls("ListPodSandbox"); got > 40 {
+		t.Errorf("Lists for an ID never listed = %d, want at most 40: the gap should grow past Max", got)
 	}
 }
 

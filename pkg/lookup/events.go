@@ -146,9 +146,10 @@ func (ev *Events) follow(ctx context.Context) (int, error) {
 
 func codeOf(err error) codes.Code { return statusCode(err) }
 
-// handle applies one event. A container is looked up on CREATED, before
-// its first process runs; STARTED then asks once more for its PID, which
-// only ContainerStatus tells. A sandbox is looked up once it is ready: its
+// handle applies one event. A container's record is made on CREATED,
+// before its first process runs, from the status the event carries (a
+// partial record, no status call); STARTED asks ContainerStatus for the
+// complete record, PID included. A sandbox is looked up once it is ready: its
 // network is set up by then, and a sandbox stored not ready could never
 // become ready (states only move forward). Stops and deletions change the
 // record from the event itself; a stopped sandbox is asked again, since its
@@ -166,7 +167,11 @@ func (ev *Events) handle(msg *runtimeapi.ContainerEventResponse) {
 	case isSandbox:
 		ev.handleSandbox(id, kind)
 	case kind == runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT:
-		e.Submit(id, Hint{Exists: true})
+		hint := Hint{Exists: true}
+		if st := statusOf(msg); st != nil {
+			hint.created = &createdStatus{status: st, sandboxID: sb.GetId()}
+		}
+		e.Submit(id, hint)
 	case kind == runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT:
 		if !e.Update(id, started(statusOf(msg))) {
 			e.Submit(id, Hint{Exists: true})

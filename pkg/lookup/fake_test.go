@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func (f *fakeRuntime) count(rpc, id string) error {
 	f.calls[rpc]++
 	fail, block := f.fail, f.block
 	f.mu.Unlock()
-	if block != nil {
+	if block != nil && strings.HasSuffix(rpc, "Status") {
 		<-block
 	}
 	if fail != nil {
@@ -102,8 +103,9 @@ func (f *fakeRuntime) ListContainers(_ context.Context, filter *runtimeapi.Conta
 		if filter.GetId() != "" && filter.GetId() != id {
 			continue
 		}
-		out = append(out, &runtimeapi.Container{Id: id, State: r.GetStatus().GetState(), PodSandboxId: sandboxOf(r),
-			CreatedAt: r.GetStatus().GetCreatedAt()})
+		st := r.GetStatus()
+		out = append(out, &runtimeapi.Container{Id: id, State: st.GetState(), PodSandboxId: sandboxOf(r), CreatedAt: st.GetCreatedAt(),
+			Metadata: st.GetMetadata(), Image: st.GetImage(), ImageRef: st.GetImageRef(), Labels: st.GetLabels()})
 	}
 	return out, nil
 }

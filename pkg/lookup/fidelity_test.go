@@ -169,10 +169,11 @@ func TestEngine_AnUpdateDuringALookupIsAppliedToItsAnswer(t *testing.T) {
 	}
 }
 
-// Without events, a container's cgroup appears while runc creates it: its
-// record is made at once, before its first process runs, and completed with
-// its PID once the runtime lists it running.
-func TestLookup_ACreatedContainerSeenByItsCgroupIsRecordedAtOnceAndAskedAgainOnceItStarted(t *testing.T) {
+// Without events, a container's cgroup appears while runc creates it: a
+// partial record is made at once from one List, before its first process
+// runs, and completed with one ContainerStatus once the runtime lists it
+// running.
+func TestLookup_ACreatedContainerSeenByItsCgroupIsRecordedAtOnceAndAskedOnceItStarted(t *testing.T) {
 	rt := newFakeRuntime()
 	sb, ctrs := rt.addPod(1, 1)
 	id := ctrs[0]
@@ -181,23 +182,72 @@ func TestLookup_ACreatedContainerSeenByItsCgroupIsRecordedAtOnceAndAskedAgainOnc
 	e.Submit(sb, Hint{Exists: true, Cgroup: true, NewPod: true})
 	waitFor(t, func() bool { _, ok := c.GetSandbox(sb); return ok })
 	e.Submit(id, Hint{Exists: true, Cgroup: true})
-	waitFor(t, func() bool { return rt.Calls("ListContainers") >= 3 })
-	if got, err := c.Get(id); err != nil || got.State != "created" || got.PID != 0 || got.Pod == nil {
-		t.Fatalf("record while created = %+v, %v; want it there, created, pid 0, with its pod", got, err)
+	waitFor(t, func() bool { _, err := c.Get(id); return err == nil })
+	got, _ := c.Get(id)
+	if !got.Partial || got.State != "created" || got.PID != 0 || got.Pod == nil || got.Pod.SandboxID != sb || got.Pod.IP == "" {
+		t.Fatalf("record while created = partial %v state %s pid %d pod %+v; want a partial record with its pod and IP", got.Partial, got.State, got.PID, got.Pod)
 	}
-	if n := rt.Calls("ContainerStatus"); n != 1 {
-		t.Fatalf("ContainerStatus calls while the container was created = %d, want 1", n)
+	if n := rt.Calls("ContainerStatus"); n != 0 {
+		t.Fatalf("ContainerStatus calls while the container was created = %d, want 0", n)
 	}
 	rt.setContainer(id, runtimeapi.ContainerState_CONTAINER_RUNNING, 777)
 	waitFor(t, func() bool { got, err := c.Get(id); return err == nil && got.PID == 777 })
-	if n := rt.Calls("ContainerStatus"); n != 2 {
-		t.Errorf("ContainerStatus calls = %d, want 2: one on the cgroup, one for the PID", n)
+	if got, _ := c.Get(id); got.Partial {
+		t.Errorf("the record is still partial once the container started")
+	}
+	if n := rt.Calls("ContainerStatus"); n != 1 {
+		t.Errorf("ContainerStatus calls = %d, want 1, for the complete record", n)
 	}
 	if n := rt.Calls("PodSandboxStatus"); n != 1 {
 		t.Errorf("PodSandboxStatus calls = %d, want exactly 1", n)
 	}
 	if rec.Get("wait:not_started") != 2 || rec.Get("retry:ContainerStatus:not_found") != 0 {
 		t.Errorf("counted = %v; want two waits and no retries", rec.counts)
+	}
+}
+
+// A container's cgroup can appear before the sandbox's wait sees it ready
+// (the wait's gap grew while the runtime set the sandbox up): the
+// container's record fetches the sandbox, and the sandbox's wait then finds
+// it known and asks nothing more. One PodSandboxStatus per pod.
+func TestLookup_ASandboxFetchedForItsContainerIsNotAskedAgainByItsWait(t *testing.T) {
+	rt := newFakeRuntime()
+	sb, ctrs := rt.addPod(1, 1)
+	rt.setContainer(ctrs[0], runtimeapi.ContainerState_CONTAINER_CREATED, 0)
+	rt.mu.Lock()
+	rt.sandboxes[sb].Status.State = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+	rt.mu.Unlock()
+	e, c, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: 50 * time.Millisecond, Max: 200 * time.Millisecond, GiveUp: 5 * time.Second}})
+	e.Submit(sb, Hint{Exists: true, Cgroup: true, NewPod: true})
+	waitFor(t, func() bool { return rt.Calls("ListPodSandbox") > 0 })
+	rt.mu.Lock()
+	rt.sandboxes[sb].Status.State = runtimeapi.PodSandboxState_SANDBOX_READY
+	rt.mu.Unlock()
+	e.Submit(ctrs[0], Hint{Exists: true, Cgroup: true})
+	waitFor(t, func() bool { _, ok := c.GetSandbox(sb); return ok })
+	waitFor(t, func() bool { return e.Stats().Waiting == 1 }) // the container, for its start
+	if n := rt.Calls("PodSandboxStatus"); n != 1 {
+		t.Errorf("PodSandboxStatus calls = %d, want 1: the wait should find the sandbox known", n)
+	}
+}
+
+// A sandbox listed ready while a container's lookup is asking its status
+// for the pod shares that one PodSandboxStatus.
+func TestLookup_ASandboxListedReadyWhileItsContainerAsksForItSharesTheCall(t *testing.T) {
+	rt := newFakeRuntime()
+	sb, ctrs := rt.addPod(1, 1)
+	rt.setContainer(ctrs[0], runtimeapi.ContainerState_CONTAINER_CREATED, 0)
+	rt.block = make(chan struct{})
+	e, c, _ := newTestEngine(t, rt, Options{Wait: fastWait})
+	e.Submit(ctrs[0], Hint{Exists: true, Cgroup: true})
+	waitFor(t, func() bool { return rt.Calls("PodSandboxStatus") == 1 }) // the container's, held
+	e.Submit(sb, Hint{Exists: true, Cgroup: true, NewPod: true})
+	waitFor(t, func() bool { return e.Stats().InFlight == 2 })
+	time.Sleep(20 * time.Millisecond) // let the sandbox's lookup reach the shared call
+	close(rt.block)
+	waitFor(t, func() bool { got, ok := c.GetSandbox(sb); return ok && got.State == "ready" && e.Stats().InFlight == 0 })
+	if n := rt.Calls("PodSandboxStatus"); n != 1 {
+		t.Errorf("PodSandboxStatus calls = %d, want 1", n)
 	}
 }
 

@@ -11,8 +11,10 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/id"
 )
 
 // resolve looks id up with retries of transient failures and stores the
@@ -93,6 +95,9 @@ func resultOf(rec enrich.Record) string {
 // makes an ID a sandbox, and a timeout never does.
 func (e *Engine) resolveOnce(ctx context.Context, id string, hint Hint) (enrich.Record, error) {
 	reuse := !hint.Force && !hint.Gone
+	if hint.created != nil && reuse {
+		return e.partial(ctx, hint.created)
+	}
 	if hint.Sandbox || hint.NewPod {
 		rec, err := e.fetchSandbox(ctx, id, reuse)
 		if !isNotFound(err) || hint.Sandbox {
@@ -120,14 +125,33 @@ func (e *Engine) fetchContainer(ctx context.Context, id string) (enrich.Record, 
 		e.rec.LookupFailed(StageContainerStatus, reasonOf(err))
 		return enrich.Record{}, &rpcError{rpc: "ContainerStatus", err: err}
 	}
+	return e.containerRecord(ctx, id, resp, "")
+}
+
+// partial makes the record of a container that has not started from its
+// non-verbose status (a CREATED event's, a listed one's): no status call,
+// and one PodSandboxStatus per pod as ever.
+func (e *Engine) partial(ctx context.Context, c *createdStatus) (enrich.Record, error) {
+	return e.containerRecord(ctx, c.status.GetId(), &runtimeapi.ContainerStatusResponse{Status: c.status}, c.sandboxID)
+}
+
+// containerRecord maps a ContainerStatus answer and attaches the pod;
+// sandboxID names the container's sandbox when the answer does not.
+func (e *Engine) containerRecord(ctx context.Context, cid string, resp *runtimeapi.ContainerStatusResponse, sandboxID string) (enrich.Record, error) {
 	res, err := enrich.Container(resp, e.runtimeName(ctx), e.opts.Enrich)
 	if err != nil {
 		e.rec.LookupFailed(StageParse, parseReason(err))
-		e.log.Warn("malformed container status", zap.String("id", id), zap.Error(err))
+		e.log.Warn("malformed container status", zap.String("id", cid), zap.Error(err))
 		return enrich.Record{}, err
 	}
 	if res.Trimmed > 0 {
 		e.rec.Trimmed(res.Trimmed)
+	}
+	if res.SandboxID == "" && id.IsFull(sandboxID) {
+		res.SandboxID = sandboxID
+		if res.LabelPod != nil {
+			res.LabelPod.SandboxID = sandboxID
+		}
 	}
 	pod, source := e.podFor(ctx, res)
 	rec := enrich.AttachPod(res.Record, pod, source)

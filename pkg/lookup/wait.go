@@ -7,6 +7,8 @@ import (
 
 	"go.uber.org/zap"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
 
 // Why an ID waits before its status is asked.
@@ -110,20 +112,31 @@ func (w *waiter) recheck(id string, settled bool) {
 
 // add starts waiting for id (unless it already waits) and counts why.
 func (w *waiter) add(id string, hint Hint, reason string) {
+	if w.follow(id, hint) {
+		w.e.rec.Waited(reason)
+		w.e.log.Debug("waiting for the runtime to list an id started", zap.String("id", id), zap.String("reason", reason))
+	}
+}
+
+// follow starts waiting for id, unless it already waits, without counting
+// it again: a created container whose partial record was just made goes on
+// waiting for its start. It reports whether id was not waiting yet.
+func (w *waiter) follow(id string, hint Hint) bool {
 	now := w.e.opts.Now()
 	w.mu.Lock()
 	if _, ok := w.ids[id]; ok {
 		w.mu.Unlock()
-		return
+		return false
 	}
-	w.ids[id] = &waiting{hint: hint, since: now, next: now.Add(w.opts.First), gap: w.opts.First}
+	// The first List goes at once: a container's record is made from it,
+	// before its first process runs.
+	w.ids[id] = &waiting{hint: hint, since: now, next: now, gap: w.opts.First / 2}
 	w.mu.Unlock()
-	w.e.rec.Waited(reason)
-	w.e.log.Debug("waiting for the runtime to list an id started", zap.String("id", id), zap.String("reason", reason))
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 func (w *waiter) remove(id string) {
@@ -213,17 +226,28 @@ func (w *waiter) poll(ctx context.Context, id string) {
 		w.submit(id, hint)
 		return
 	}
-	verdict, isSandbox := w.state(ctx, id, hint)
+	verdict, isSandbox, listed := w.state(ctx, id, hint)
 	now := w.e.opts.Now()
 	if hint.Gone {
 		w.pollGone(id, wt, verdict, isSandbox, now)
 		return
 	}
 	switch {
+	case (verdict == verdictStarted || verdict == verdictStopped) && w.knows(id, verdict):
+		// Another lookup got there first (a container's pod, an event).
+		w.remove(id)
 	case verdict == verdictStarted || verdict == verdictStopped:
-		w.submit(id, Hint{Sandbox: isSandbox, Force: true, Exists: true})
+		// Forced past a record of an earlier state; unforced, a sandbox's
+		// lookup shares the PodSandboxStatus a container's lookup may be
+		// making for its pod right now. The runtime lists it: a negative
+		// entry from before it was registered no longer holds.
+		w.e.remember(id, true)
+		w.submit(id, Hint{Sandbox: isSandbox, Force: w.cached(id), Exists: true})
+	case verdict == verdictListed && listed != nil && !w.cached(id):
+		// Created, not started: a partial record now, from the listing.
+		w.submit(id, Hint{Exists: true, Cgroup: true, created: &createdStatus{status: enrich.Listed(listed), sandboxID: listed.GetPodSandboxId()}})
 	case now.Sub(wt.since) < w.opts.GiveUp:
-		w.reschedule(id, now)
+		w.reschedule(id, now, verdict == verdictUnlisted)
 	case verdict == verdictListed:
 		// Listed but never started (a sandbox that never became ready):
 		// its state as it is now is the answer.
@@ -242,7 +266,7 @@ func (w *waiter) pollGone(id string, wt *waiting, verdict listVerdict, isSandbox
 	case verdict == verdictStopped || verdict == verdictUnlisted || now.Sub(wt.since) >= w.opts.GiveUp:
 		w.submit(id, Hint{Sandbox: isSandbox, Gone: true, Force: true})
 	default:
-		w.reschedule(id, now)
+		w.reschedule(id, now, false)
 	}
 }
 
@@ -251,11 +275,19 @@ func (w *waiter) submit(id string, hint Hint) {
 	w.e.Submit(id, hint)
 }
 
-func (w *waiter) reschedule(id string, now time.Time) {
+// reschedule doubles id's gap up to Max. An ID no List has named keeps
+// doubling, up to an eighth of GiveUp: a runtime registers a new sandbox
+// within moments, and a cgroup it never lists (another runtime's, a leaked
+// one) should not cost two Lists a second until the wait gives up.
+func (w *waiter) reschedule(id string, now time.Time, unlisted bool) {
+	limit := w.opts.Max
+	if unlisted {
+		limit = max(limit, w.opts.GiveUp/8)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if wt, ok := w.ids[id]; ok {
-		wt.gap = min(2*wt.gap, w.opts.Max)
+		wt.gap = min(2*wt.gap, limit)
 		wt.next = now.Add(wt.gap)
 	}
 }
@@ -271,23 +303,42 @@ const (
 	verdictStopped                     // a container exited, a sandbox not ready after it was ready
 )
 
-// state lists id as a sandbox and as a container, the likelier first.
-func (w *waiter) state(ctx context.Context, id string, hint Hint) (listVerdict, bool) {
-	asSandbox := func() listVerdict { return w.sandboxState(ctx, id, hint.Gone) }
-	asContainer := func() listVerdict { return w.containerState(ctx, id) }
+// state lists id as a sandbox and as a container, the likelier first; a
+// listed container comes back too.
+func (w *waiter) state(ctx context.Context, id string, hint Hint) (listVerdict, bool, *runtimeapi.Container) {
 	if hint.Sandbox || hint.NewPod {
-		if v := asSandbox(); v != verdictUnlisted || hint.Sandbox {
-			return v, true
+		if v := w.sandboxState(ctx, id, hint.Gone); v != verdictUnlisted || hint.Sandbox {
+			return v, true, nil
 		}
-		return asContainer(), false
+		v, c := w.containerState(ctx, id)
+		return v, false, c
 	}
-	if v := asContainer(); v != verdictUnlisted {
-		return v, false
+	if v, c := w.containerState(ctx, id); v != verdictUnlisted {
+		return v, false, c
 	}
-	if hint.Gone && !hint.Sandbox {
-		return verdictUnlisted, false
+	if hint.Gone {
+		return verdictUnlisted, false, nil
 	}
-	return asSandbox(), true
+	return w.sandboxState(ctx, id, false), true, nil
+}
+
+// knows says whether id's record is complete and already in the state the
+// lists report: asking its status would tell nothing new.
+func (w *waiter) knows(id string, verdict listVerdict) bool {
+	rec, ok := w.e.Cached(id)
+	if !ok || rec.Partial || rec.DeletedAt != nil {
+		return false
+	}
+	if verdict == verdictStarted {
+		return rec.State == "ready" || rec.State == "running" && rec.PID != 0
+	}
+	return rec.State == "exited" || rec.State == "notready"
+}
+
+// cached says whether id has a record already (a partial one counts).
+func (w *waiter) cached(id string) bool {
+	_, ok := w.e.Cached(id)
+	return ok
 }
 
 // sandboxState reads a sandbox's listed state. Not ready means "not set up
@@ -310,22 +361,22 @@ func (w *waiter) sandboxState(ctx context.Context, id string, gone bool) listVer
 	return verdictListed
 }
 
-func (w *waiter) containerState(ctx context.Context, id string) listVerdict {
+func (w *waiter) containerState(ctx context.Context, id string) (listVerdict, *runtimeapi.Container) {
 	if w.e.limit.Wait(ctx) != nil {
-		return verdictFailed
+		return verdictFailed, nil
 	}
 	items, err := w.e.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{Id: id})
 	switch {
 	case err != nil:
-		return verdictFailed
+		return verdictFailed, nil
 	case len(items) == 0:
-		return verdictUnlisted
+		return verdictUnlisted, nil
 	}
 	switch items[0].GetState() {
 	case runtimeapi.ContainerState_CONTAINER_CREATED:
-		return verdictListed
+		return verdictListed, items[0]
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
-		return verdictStopped
+		return verdictStopped, items[0]
 	}
-	return verdictStarted
+	return verdictStarted, items[0]
 }

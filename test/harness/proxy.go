@@ -15,12 +15,15 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // CRIProxy sits between a CRI client and the runtime's socket, passes every
-// call through unchanged and counts them by RPC: what the runtime really
-// received, counted on the runtime's side of the socket rather than by the
-// daemon under test.
+// call through unchanged and counts them by RPC and by the ID they name:
+// what the runtime really received, counted on the runtime's side of the
+// socket rather than by the daemon under test. Per ID counts let a test
+// judge its own pods on a host where other cgroups come and go.
 type CRIProxy struct {
 	socket string
 	srv    *grpc.Server
@@ -28,7 +31,10 @@ type CRIProxy struct {
 
 	mu    sync.Mutex
 	calls map[string]int
+	byID  map[rpcID]int
 }
+
+type rpcID struct{ rpc, id string }
 
 // NewCRIProxy listens on a new socket in dir and forwards to endpoint
 // (unix:///path).
@@ -38,7 +44,7 @@ func NewCRIProxy(dir, endpoint string) (*CRIProxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", endpoint, err)
 	}
-	p := &CRIProxy{socket: filepath.Join(dir, "cri-proxy.sock"), conn: conn, calls: map[string]int{}}
+	p := &CRIProxy{socket: filepath.Join(dir, "cri-proxy.sock"), conn: conn, calls: map[string]int{}, byID: map[rpcID]int{}}
 	l, err := net.Listen("unix", p.socket)
 	if err != nil {
 		_ = conn.Close()
@@ -60,6 +66,15 @@ func (p *CRIProxy) Calls(rpc string) int {
 	return p.calls[rpc]
 }
 
+// CallsFor returns how many calls of rpc named id: the container or sandbox
+// of a status call, the ID filter of a List call ("" for a List of the
+// whole node).
+func (p *CRIProxy) CallsFor(rpc, id string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.byID[rpcID{rpc, id}]
+}
+
 // Close stops the proxy and its connection to the runtime.
 func (p *CRIProxy) Close() error {
 	p.srv.Stop()
@@ -76,8 +91,9 @@ func (p *CRIProxy) forward(_ any, in grpc.ServerStream) error {
 	if !ok {
 		return errors.New("cri proxy: no method")
 	}
+	rpc := path.Base(method)
 	p.mu.Lock()
-	p.calls[path.Base(method)]++
+	p.calls[rpc]++
 	p.mu.Unlock()
 	ctx := in.Context()
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
@@ -89,7 +105,7 @@ func (p *CRIProxy) forward(_ any, in grpc.ServerStream) error {
 		return err
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- relayRequests(in, out) }()
+	go func() { errc <- p.relayRequests(rpc, in, out) }()
 	for {
 		var msg []byte
 		if err := out.RecvMsg(&msg); err != nil {
@@ -112,8 +128,8 @@ func (p *CRIProxy) forward(_ any, in grpc.ServerStream) error {
 }
 
 // relayRequests copies the client's messages to the runtime, then closes
-// the sending side.
-func relayRequests(in grpc.ServerStream, out grpc.ClientStream) error {
+// the sending side; a request naming an ID is counted under it.
+func (p *CRIProxy) relayRequests(rpc string, in grpc.ServerStream, out grpc.ClientStream) error {
 	for {
 		var msg []byte
 		if err := in.RecvMsg(&msg); err != nil {
@@ -122,10 +138,42 @@ func relayRequests(in grpc.ServerStream, out grpc.ClientStream) error {
 			}
 			return err
 		}
+		if id, ok := requestID(rpc, msg); ok {
+			p.mu.Lock()
+			p.byID[rpcID{rpc, id}]++
+			p.mu.Unlock()
+		}
 		if err := out.SendMsg(&msg); err != nil {
 			return err
 		}
 	}
+}
+
+// requestID reads the ID a status request names, or a List request's ID
+// filter.
+func requestID(rpc string, msg []byte) (string, bool) {
+	var m proto.Message
+	var id func() string
+	switch rpc {
+	case "ContainerStatus":
+		r := &runtimeapi.ContainerStatusRequest{}
+		m, id = r, r.GetContainerId
+	case "PodSandboxStatus":
+		r := &runtimeapi.PodSandboxStatusRequest{}
+		m, id = r, r.GetPodSandboxId
+	case "ListContainers":
+		r := &runtimeapi.ListContainersRequest{}
+		m, id = r, func() string { return r.GetFilter().GetId() }
+	case "ListPodSandbox":
+		r := &runtimeapi.ListPodSandboxRequest{}
+		m, id = r, func() string { return r.GetFilter().GetId() }
+	default:
+		return "", false
+	}
+	if proto.Unmarshal(msg, m) != nil {
+		return "", false
+	}
+	return id(), true
 }
 
 // rawCodec passes messages through as the bytes on the wire.

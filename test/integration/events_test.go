@@ -20,9 +20,10 @@ func (s *stack) follow() (*lookup.Events, <-chan error, *atomic.Int32) {
 }
 
 // The record exists from CREATED, before the container's first process
-// runs; STARTED asks once more, since only ContainerStatus tells the init
+// runs, made from the status the event carries (partial, no status call);
+// STARTED asks ContainerStatus once, for the complete record and the init
 // process's PID; STOPPED and DELETED change the record from the event alone.
-func TestEvents_LookUpOnCreatedAskThePIDOnStartedAndFollowTheRestFromEvents(t *testing.T) {
+func TestEvents_RecordOnCreatedStatusOnStartedTheRestFromEvents(t *testing.T) {
 	rt := fakecri.New()
 	rt.SetEvents(fakecri.EventsStream)
 	s := newStack(t, rt, stackOptions{})
@@ -39,14 +40,14 @@ func TestEvents_LookUpOnCreatedAskThePIDOnStartedAndFollowTheRestFromEvents(t *t
 		rec, err := s.cache.Get(id)
 		return err == nil && rec.State == "created"
 	})
-	if rec, _ := s.cache.Get(id); rec.PID != 0 || rec.StartedAt != nil || rec.Pod == nil || rec.Pod.Name != "web-0" {
-		t.Errorf("created record = pid %d, started %v, pod %+v", rec.PID, rec.StartedAt, rec.Pod)
+	if rec, _ := s.cache.Get(id); !rec.Partial || rec.PID != 0 || rec.StartedAt != nil || rec.Pod == nil || rec.Pod.Name != "web-0" {
+		t.Errorf("created record = partial %v, pid %d, started %v, pod %+v; want a partial record with its pod", rec.Partial, rec.PID, rec.StartedAt, rec.Pod)
 	}
 
 	rt.StartContainer(id)
 	eventually(t, 5*time.Second, "STARTED makes the record running with the runtime's PID", func() bool {
 		rec, err := s.cache.Get(id)
-		return err == nil && rec.State == "running" && rec.StartedAt != nil && rec.PID == rt.PID(id)
+		return err == nil && rec.State == "running" && rec.StartedAt != nil && rec.PID == rt.PID(id) && !rec.Partial
 	})
 	rt.RemoveContainer(id)
 	eventually(t, 5*time.Second, "DELETED marks the record deleted", func() bool {
@@ -57,8 +58,8 @@ func TestEvents_LookUpOnCreatedAskThePIDOnStartedAndFollowTheRestFromEvents(t *t
 		t.Errorf("deleted record = state %q pid %d, want exited (from STOPPED) with pid 0", rec.State, rec.PID)
 	}
 
-	if got := rt.CallsFor(fakecri.RPCContainerStatus, id); got != 2 {
-		t.Errorf("ContainerStatus calls = %d, want 2: CREATED, and STARTED for the PID", got)
+	if got := rt.CallsFor(fakecri.RPCContainerStatus, id); got != 1 {
+		t.Errorf("ContainerStatus calls = %d, want 1: on STARTED, for the complete record", got)
 	}
 	if got := rt.Calls(fakecri.RPCPodSandboxStatus); got != 1 {
 		t.Errorf("PodSandboxStatus calls = %d, want 1", got)

@@ -90,6 +90,7 @@ func recordView(rec *enrich.Record) *enricherv1.Record {
 		Pod:          podView(rec.Pod),
 		PodSource:    string(rec.PodSource),
 		Trimmed:      int32(rec.Trimmed), // bounded by the export caps
+		Partial:      rec.Partial,
 	}
 }
 

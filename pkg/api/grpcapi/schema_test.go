@@ -37,6 +37,7 @@ func fullRecord() enrich.Record {
 			RuntimeHandler: "runc", CreatedAt: &at},
 		PodSource: enrich.PodSourceSandboxStatus,
 		Trimmed:   3,
+		Partial:   true,
 	}
 }
 

@@ -137,6 +137,7 @@ func (e *encoder) record(m *enricherv1.Record) {
 	e.int(25, int64(m.GetTrimmed()))
 	e.string(26, m.GetNode())
 	e.uint(27, m.GetCgroupId())
+	e.bool(28, m.GetPartial())
 }
 
 func (e *encoder) mount(m *enricherv1.Mount) {
