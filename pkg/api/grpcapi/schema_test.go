@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cri-enricherd/cri-enricherd/pkg/api"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
 )
 
@@ -73,14 +73,14 @@ func keyPaths(t *testing.T, doc []byte) []string {
 func TestSchema_ProtoJSONAndRecordJSONHaveTheSameFieldNames(t *testing.T) {
 	rec := fullRecord()
 	ev := watch.Event{Type: watch.Updated, Revision: 7, Record: &rec}
-	pods := []api.PodRecords{{Pod: rec.Pod, Sandbox: &rec, Containers: []enrich.Record{rec}}}
+	pods := []query.PodRecords{{Pod: rec.Pod, Sandbox: &rec, Containers: []enrich.Record{rec}}}
 	tests := []struct {
 		name  string
 		http  any
 		proto proto.Message
 	}{
-		{"record", rec, RecordToProto(&rec)},
-		{"watch event", ev, EventToProto(ev)},
+		{"record", rec, recordView(&rec)},
+		{"watch event", ev, eventView(ev)},
 		{"pod", pods[0], podsToProto(pods)[0]},
 	}
 	marshal := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
