@@ -71,7 +71,7 @@ BENCH_DIR     ?= bin/bench
 BENCH_COUNT   ?= 6
 BENCH_LOAD    ?= 10s
 BENCH_CLIENTS ?= 2 4 8
-BENCH_PKGS    := ./pkg/cache ./pkg/cgroup ./pkg/enrich ./pkg/api ./pkg/api/grpcapi
+BENCH_PKGS    := ./pkg/cache ./pkg/cgroup ./pkg/enrich ./pkg/api/httpapi ./pkg/api/grpcapi
 
 .PHONY: bench
 bench: deps build ## Go benchmarks, API load, fake-runtime scale run and real-runtime run (needs root); one table of figures beside their targets

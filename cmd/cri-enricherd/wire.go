@@ -6,15 +6,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/cri-enricherd/cri-enricherd/pkg/api"
 	"github.com/cri-enricherd/cri-enricherd/pkg/api/grpcapi"
+	"github.com/cri-enricherd/cri-enricherd/pkg/api/httpapi"
+	"github.com/cri-enricherd/cri-enricherd/pkg/api/socket"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/config"
@@ -22,6 +22,7 @@ import (
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 	"github.com/cri-enricherd/cri-enricherd/pkg/lookup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/metrics"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
 )
 
@@ -29,7 +30,8 @@ import (
 // after a stop signal.
 const drainTimeout = 5 * time.Second
 
-// serve builds the components from cfg, logging to logOut, and runs them
+// serve builds the components from cfg, logging to logOut, each from the
+// ones it needs (the probes get the syncer's readiness), and runs them
 // until ctx ends (main ends it on SIGTERM/SIGINT) or one of them fails.
 func serve(ctx context.Context, cfg config.Config, logOut zapcore.WriteSyncer) error {
 	log, err := config.NewLogger(cfg.Log, logOut)
@@ -40,15 +42,6 @@ func serve(ctx context.Context, cfg config.Config, logOut zapcore.WriteSyncer) e
 	log.Info("starting", zap.String("version", version), zap.Object("config", cfg))
 
 	m := metrics.New(metrics.BuildInfo{Version: version, Node: cfg.NodeName})
-	var ready atomic.Pointer[func() bool]
-	isReady := func() bool {
-		f := ready.Load()
-		return f != nil && (*f)()
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	if err := serveMetrics(ctx, g, cfg, m, isReady, log); err != nil {
-		return err
-	}
 	endpoint, err := findRuntime(ctx, cfg.Runtime.Endpoint, log)
 	if err != nil {
 		return err
@@ -62,7 +55,10 @@ func serve(ctx context.Context, cfg config.Config, logOut zapcore.WriteSyncer) e
 	if err != nil {
 		return err
 	}
-	ready.Store(&d.ready)
+	g, ctx := errgroup.WithContext(ctx)
+	if err := serveMetrics(ctx, g, cfg, m, d.syncer.Ready, log); err != nil {
+		return err
+	}
 	d.start(ctx, g, cfg, client, m, log)
 	err = g.Wait()
 	log.Info("stopped")
@@ -77,10 +73,9 @@ type daemon struct {
 	events  *lookup.Events
 	watcher *cgroup.Watcher
 	source  *lookup.CgroupSource
-	handler *api.Handler
+	handler *httpapi.Handler
 	hub     *watch.Hub
 	grpc    *grpcapi.Server
-	ready   func() bool
 }
 
 func assemble(cfg config.Config, client *criclient.Client, m *metrics.Metrics, log *zap.Logger) (*daemon, error) {
@@ -91,8 +86,7 @@ func assemble(cfg config.Config, client *criclient.Client, m *metrics.Metrics, l
 	log.Info("watching cgroups", zap.String("dir", h.Dir), zap.Stringer("mode", h.Mode))
 	d := &daemon{}
 	d.cache = cache.New(cache.WithCapacity(cfg.Cache.Size), cache.WithGracePeriod(cfg.Cache.DeletedGrace))
-	rt := &runtimeClient{Client: client}
-	d.engine = lookup.New(rt, d.cache, m, log.Named("lookup"), lookup.Options{
+	d.engine = lookup.New(client, d.cache, m, log.Named("lookup"), lookup.Options{
 		Concurrency: cfg.Runtime.MaxConcurrency, RateLimit: cfg.Runtime.RateLimit,
 		OnDemandRate: cfg.API.OnDemandRate, OnDemandBurst: cfg.API.OnDemandBurst,
 		MaxRetries: cfg.Runtime.MaxRetries, RetryBase: cfg.Runtime.RetryBase, RetryMax: cfg.Runtime.RetryMax,
@@ -101,16 +95,13 @@ func assemble(cfg config.Config, client *criclient.Client, m *metrics.Metrics, l
 			MaxLabels: cfg.Enrich.MaxLabels, MaxValueLen: cfg.Enrich.MaxValueLength, NodeName: cfg.NodeName},
 	})
 	d.syncer = lookup.NewSyncer(d.engine, log.Named("sync"), cfg.Runtime.RelistInterval, m.Ready)
-	d.events = lookup.NewEvents(d.engine, rt, m, log.Named("events"), d.syncer.Kick, cfg.Runtime.Events == config.EventsOn)
+	d.events = lookup.NewEvents(d.engine, client, m, log.Named("events"), d.syncer.Kick, cfg.Runtime.Events == config.EventsOn)
 	d.watcher = cgroup.NewWatcher(h.Dir, log.Named("cgroup"), cgroup.WatcherOptions{RescanInterval: cfg.Cgroup.RescanInterval, CgroupIDs: h.IsV2()})
 	d.source = lookup.NewCgroupSource(d.engine, m, d.events.Active)
-	d.ready = d.syncer.Ready
-	pids := cgroup.NewProcResolver(cfg.Proc.Root)
 	d.hub = watch.New(d.cache, watch.Options{MaxWatchers: cfg.API.MaxWatchers, Recorder: m})
-	d.handler = api.NewHandler(d.cache, d.engine, pids, log.Named("api"),
-		api.Options{OnDemandTimeout: cfg.API.OnDemandTimeout, Ready: d.ready, Watches: d.hub})
-	d.grpc = grpcapi.New(d.cache, d.engine, pids, d.hub, log.Named("grpc"),
-		grpcapi.Options{OnDemandTimeout: cfg.API.OnDemandTimeout, Ready: d.ready})
+	q := query.New(d.cache, d.engine, cgroup.NewProcResolver(cfg.Proc.Root), log.Named("query"), cfg.API.OnDemandTimeout)
+	d.handler = httpapi.NewHandler(q, log.Named("api"), httpapi.Options{Ready: d.syncer.Ready, Watches: d.hub})
+	d.grpc = grpcapi.New(q, d.hub, log.Named("grpc"), grpcapi.Options{Ready: d.syncer.Ready})
 	m.WatchComponents(d.cacheStats, d.lookupStats)
 	m.WatchRecords(d.cache, cfg.Metrics.PodLabelAllowlist)
 	return d, nil
@@ -166,7 +157,8 @@ func sweep(ctx context.Context, fn func()) {
 
 // findRuntime returns the configured endpoint, or waits for one of the
 // well-known sockets to appear: a daemon started before its runtime waits
-// (not ready) instead of failing.
+// instead of failing, and serves once the runtime is there. (The chart
+// always names the endpoint, and dialing it does not wait.)
 func findRuntime(ctx context.Context, endpoint string, log *zap.Logger) (string, error) {
 	if endpoint != "" {
 		return criclient.Target(endpoint)
@@ -187,20 +179,20 @@ func findRuntime(ctx context.Context, endpoint string, log *zap.Logger) (string,
 }
 
 func serveAPI(ctx context.Context, cfg config.APIConfig, h http.Handler, log *zap.Logger) error {
-	l, err := api.ListenUnix(cfg.Socket, api.SocketOptions{Mode: cfg.SocketMode, Group: cfg.SocketGroup})
+	l, err := socket.Listen(cfg.Socket, socket.Options{Mode: cfg.SocketMode, Group: cfg.SocketGroup})
 	if err != nil {
 		return err
 	}
 	log.Info("api listening", zap.String("socket", cfg.Socket))
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return api.Serve(ctx, api.NewServer(h), l, drainTimeout) })
+	g.Go(func() error { return httpapi.Serve(ctx, httpapi.NewServer(h), l, drainTimeout) })
 	if cfg.Address != "" {
 		tl, err := net.Listen("tcp", cfg.Address)
 		if err != nil {
 			return fmt.Errorf("api address %s: %w", cfg.Address, err)
 		}
 		log.Info("api listening", zap.String("address", tl.Addr().String()))
-		g.Go(func() error { return api.Serve(ctx, api.NewServer(h), tl, drainTimeout) })
+		g.Go(func() error { return httpapi.Serve(ctx, httpapi.NewServer(h), tl, drainTimeout) })
 	}
 	return g.Wait()
 }
@@ -211,7 +203,7 @@ func serveGRPC(ctx context.Context, cfg config.APIConfig, srv *grpcapi.Server, l
 	if cfg.GRPCSocket == "" {
 		return nil
 	}
-	l, err := api.ListenUnix(cfg.GRPCSocket, api.SocketOptions{Mode: cfg.SocketMode, Group: cfg.SocketGroup})
+	l, err := socket.Listen(cfg.GRPCSocket, socket.Options{Mode: cfg.SocketMode, Group: cfg.SocketGroup})
 	if err != nil {
 		return err
 	}
@@ -224,9 +216,7 @@ func serveGRPC(ctx context.Context, cfg config.APIConfig, srv *grpcapi.Server, l
 func serveMetrics(ctx context.Context, g *errgroup.Group, cfg config.Config, m *metrics.Metrics, ready func() bool, log *zap.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET "+cfg.Metrics.Path, m.Handler())
-	probes := api.NewHandler(nil, nil, nil, log, api.Options{Ready: ready})
-	mux.Handle("GET /healthz", probes)
-	mux.Handle("GET /readyz", probes)
+	httpapi.RegisterProbes(mux, ready)
 	if cfg.Debug.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -238,11 +228,6 @@ func serveMetrics(ctx context.Context, g *errgroup.Group, cfg config.Config, m *
 		return fmt.Errorf("metrics address %s: %w", cfg.Metrics.Address, err)
 	}
 	log.Info("metrics listening", zap.String("address", l.Addr().String()))
-	g.Go(func() error { return api.Serve(ctx, api.NewServer(mux), l, drainTimeout) })
+	g.Go(func() error { return httpapi.Serve(ctx, httpapi.NewServer(mux), l, drainTimeout) })
 	return nil
-}
-
-// runtimeClient adapts the CRI client to the lookup engine's interfaces.
-type runtimeClient struct {
-	*criclient.Client
 }

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/cri-enricherd/cri-enricherd/pkg/api"
+	"github.com/cri-enricherd/cri-enricherd/pkg/api/httpapi"
 	"github.com/cri-enricherd/cri-enricherd/pkg/config"
 	"github.com/cri-enricherd/cri-enricherd/pkg/metrics"
 )
@@ -81,7 +81,7 @@ func TestAPIServer_RefusesOversizedHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.NewServer(http.NotFoundHandler())
+	srv := httpapi.NewServer(http.NotFoundHandler())
 	go func() { _ = srv.Serve(l) }()
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodGet, "http://"+l.Addr().String()+"/v1/containers", nil)

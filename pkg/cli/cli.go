@@ -19,10 +19,10 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/cri-enricherd/cri-enricherd/pkg/api"
 	"github.com/cri-enricherd/cri-enricherd/pkg/client"
 	"github.com/cri-enricherd/cri-enricherd/pkg/config"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
 )
 
@@ -257,7 +257,7 @@ func getter(arg string) (fetcher, error) {
 		}), nil
 	}
 	if raw, ok := strings.CutPrefix(arg, "cgroupid:"); ok {
-		id, err := api.ParseCgroupID(raw)
+		id, err := query.ParseCgroupID(raw)
 		if err != nil {
 			return nil, usagef("cgroupid:%s: want a positive decimal cgroup ID", raw)
 		}
@@ -271,7 +271,7 @@ func getter(arg string) (fetcher, error) {
 		}
 		return podByIP(ip), nil
 	}
-	if !api.ValidID(arg) {
+	if !query.ValidID(arg) {
 		return nil, usagef("%q is not an ID (12 to 64 lowercase hex characters), pid:PID, cgroup:PATH, cgroupid:N or ip:ADDRESS", arg)
 	}
 	return one(func(ctx context.Context, c *client.Client) (enrich.Record, error) { return c.Container(ctx, arg) }), nil
@@ -298,12 +298,12 @@ func runList(inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	o := api.ListOptions{}
+	o := query.ListOptions{}
 	o.Namespace, _ = inv.fs.GetString("namespace")
 	o.Selector, _ = inv.fs.GetString("selector")
 	o.IncludeDeleted, _ = inv.fs.GetBool("include-deleted")
 	o.ExcludeSandboxes, _ = inv.fs.GetBool("no-sandboxes")
-	if _, err := api.ParseSelector(o.Selector); err != nil {
+	if _, err := query.ParseSelector(o.Selector); err != nil {
 		return usagef("%v", err)
 	}
 	recs, err := inv.client.Containers(inv.ctx, o)

@@ -19,10 +19,11 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
-	"github.com/cri-enricherd/cri-enricherd/pkg/api"
+	"github.com/cri-enricherd/cri-enricherd/pkg/api/httpapi"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
 )
 
@@ -88,7 +89,7 @@ func startDaemon(t *testing.T) *daemon {
 		c.Put(rec)
 	}
 	hub := watch.New(c, watch.Options{})
-	h := api.NewHandler(c, nil, fakePIDs{42: idApp}, zap.NewNop(), api.Options{Watches: hub})
+	h := httpapi.NewHandler(query.New(c, nil, fakePIDs{42: idApp}, zap.NewNop(), 0), zap.NewNop(), httpapi.Options{Watches: hub})
 	socket := filepath.Join(t.TempDir(), "api.sock")
 	l, err := net.Listen("unix", socket)
 	if err != nil {

@@ -13,8 +13,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cri-enricherd/cri-enricherd/pkg/api"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
 )
 
@@ -75,14 +75,14 @@ func (c *Client) ContainerByCgroupID(ctx context.Context, id uint64) (enrich.Rec
 }
 
 // PodByIP returns the live pod that holds ip now.
-func (c *Client) PodByIP(ctx context.Context, ip string) (api.PodRecords, error) {
-	var pod api.PodRecords
+func (c *Client) PodByIP(ctx context.Context, ip string) (query.PodRecords, error) {
+	var pod query.PodRecords
 	err := c.get(ctx, "/v1/ips/"+url.PathEscape(ip), nil, &pod)
 	return pod, err
 }
 
 // Containers lists the records o selects.
-func (c *Client) Containers(ctx context.Context, o api.ListOptions) ([]enrich.Record, error) {
+func (c *Client) Containers(ctx context.Context, o query.ListOptions) ([]enrich.Record, error) {
 	q := url.Values{}
 	set := func(k, v string) {
 		if v != "" {

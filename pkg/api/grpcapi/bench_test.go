@@ -14,6 +14,7 @@ import (
 	enricherv1 "github.com/cri-enricherd/cri-enricherd/api/v1"
 	"github.com/cri-enricherd/cri-enricherd/internal/benchdata"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 )
 
 // benchRecords is what a full default-sized cache holds: 8,000 containers
@@ -33,7 +34,7 @@ func benchServer(b *testing.B) (*Server, []string) {
 		c.Put(rec)
 		ids[i] = rec.ID
 	}
-	return New(c, nil, nil, nil, zap.NewNop(), Options{}), ids
+	return New(query.New(c, nil, nil, zap.NewNop(), 0), nil, zap.NewNop(), Options{}), ids
 }
 
 func requests(ids []string, n int) []*enricherv1.GetContainerRequest {

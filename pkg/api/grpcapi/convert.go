@@ -1,15 +1,13 @@
 package grpcapi
 
 import (
-	"maps"
-	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	enricherv1 "github.com/cri-enricherd/cri-enricherd/api/v1"
-	"github.com/cri-enricherd/cri-enricherd/pkg/api"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
 )
 
@@ -21,38 +19,12 @@ var eventTypes = map[watch.EventType]enricherv1.EventType{
 	watch.Synced:  enricherv1.EventType_SYNCED,
 }
 
-// EventToProto converts a hub event to its gRPC message. The message shares
-// nothing with the event.
-func EventToProto(ev watch.Event) *enricherv1.WatchEvent {
-	out := eventView(ev)
-	if ev.Record != nil {
-		out.Record = RecordToProto(ev.Record)
-	}
-	return out
-}
-
-// eventView is EventToProto for a message that is only marshalled: it
-// shares the record's maps and slices (see recordView).
+// eventView converts a hub event to its gRPC message, which shares the
+// record's maps and slices (see recordView).
 func eventView(ev watch.Event) *enricherv1.WatchEvent {
 	out := &enricherv1.WatchEvent{Type: eventTypes[ev.Type], Revision: ev.Revision}
 	if ev.Record != nil {
 		out.Record = recordView(ev.Record)
-	}
-	return out
-}
-
-// RecordToProto converts a record to its gRPC message. The message shares
-// nothing with rec.
-func RecordToProto(rec *enrich.Record) *enricherv1.Record {
-	out := recordView(rec)
-	out.UserUid = clonePtr(rec.UserUID)
-	out.Labels = cloneMap(rec.Labels)
-	out.Annotations = cloneMap(rec.Annotations)
-	out.Env = slices.Clone(rec.Env)
-	if out.Pod != nil {
-		out.Pod.Labels = cloneMap(rec.Pod.Labels)
-		out.Pod.Annotations = cloneMap(rec.Pod.Annotations)
-		out.Pod.AdditionalIps = slices.Clone(rec.Pod.AdditionalIPs)
 	}
 	return out
 }
@@ -94,18 +66,6 @@ func recordView(rec *enrich.Record) *enricherv1.Record {
 	}
 }
 
-// PodToProto converts pod data to its gRPC message; nil stays nil. The
-// message shares nothing with p.
-func PodToProto(p *enrich.Pod) *enricherv1.Pod {
-	out := podView(p)
-	if out != nil {
-		out.Labels = cloneMap(p.Labels)
-		out.Annotations = cloneMap(p.Annotations)
-		out.AdditionalIps = slices.Clone(p.AdditionalIPs)
-	}
-	return out
-}
-
 // podView is recordView's pod: it shares p's maps and slices.
 func podView(p *enrich.Pod) *enricherv1.Pod {
 	if p == nil {
@@ -131,7 +91,7 @@ func podView(p *enrich.Pod) *enricherv1.Pod {
 	}
 }
 
-func podsToProto(pods []api.PodRecords) []*enricherv1.PodRecords {
+func podsToProto(pods []query.PodRecords) []*enricherv1.PodRecords {
 	out := make([]*enricherv1.PodRecords, len(pods))
 	for i, p := range pods {
 		item := &enricherv1.PodRecords{Pod: podView(p.Pod), Containers: recordsToProto(p.Containers)}
@@ -175,16 +135,4 @@ func resources(r enrich.Resources) *enricherv1.Resources {
 		CpusetCpus: r.CpusetCPUs, CpusetMems: r.CpusetMems, MemoryLimitInBytes: r.MemoryLimitInBytes,
 		OomScoreAdj: r.OOMScoreAdj,
 	}
-}
-
-// cloneMap copies m: cached records are shared, and a proto message may be
-// changed by whoever holds it.
-func cloneMap(m map[string]string) map[string]string { return maps.Clone(m) }
-
-func clonePtr(p *int64) *int64 {
-	if p == nil {
-		return nil
-	}
-	v := *p
-	return &v
 }

@@ -5,41 +5,15 @@ import (
 	"slices"
 	"sort"
 	"testing"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cri-enricherd/cri-enricherd/pkg/api"
+	"github.com/cri-enricherd/cri-enricherd/internal/recordfill"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
 )
-
-// fullRecord sets every field, so that omitempty hides no key.
-func fullRecord() enrich.Record {
-	at := time.Date(2025, 3, 4, 5, 6, 7, 8, time.UTC)
-	uid := int64(1000)
-	return enrich.Record{
-		ID: idA, ShortID: idA[:12], Name: "app", Attempt: 1, State: "running", Runtime: "containerd", Node: "node-a",
-		CreatedAt: &at, StartedAt: &at, FinishedAt: &at, DeletedAt: &at,
-		Image: enrich.Image{Name: "nginx:1", Resolved: "docker.io/library/nginx:1", Ref: "docker.io/library/nginx@sha256:00", ID: "sha256:11"},
-		PID:   4242, Privileged: true, UserUID: &uid,
-		Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"c": "d"}, Env: []string{"E=1"},
-		LogPath: "/var/log/pods/x.log", CgroupPath: "/kubepods/x",
-		Mounts:   []enrich.Mount{{HostPath: "/h", ContainerPath: "/c", ReadOnly: true, Propagation: "rprivate"}},
-		CgroupID: 4026531835,
-		Resources: enrich.Resources{CPUShares: 2, CPUQuota: 3, CPUPeriod: 4, CpusetCPUs: "0-1", CpusetMems: "0",
-			MemoryLimitInBytes: 5, OOMScoreAdj: -997},
-		IsPodSandbox: true,
-		Pod: &enrich.Pod{SandboxID: idC, Name: "web-0", Namespace: "shop", UID: "u1", Attempt: 2, State: "ready",
-			Labels: map[string]string{"app": "web"}, Annotations: map[string]string{"x": "y"}, IP: "10.0.0.1",
-			AdditionalIPs: []string{"fd00::1"}, CNIResult: "{}", HostNetwork: true, HostPID: true, HostIPC: true,
-			RuntimeHandler: "runc", CreatedAt: &at},
-		PodSource: enrich.PodSourceSandboxStatus,
-		Trimmed:   3,
-		Partial:   true,
-	}
-}
 
 // keyPaths lists every object key of a JSON document as a dotted path.
 // The contents of labels and annotations are data, not schema.
@@ -72,16 +46,16 @@ func keyPaths(t *testing.T, doc []byte) []string {
 }
 
 func TestSchema_ProtoJSONAndRecordJSONHaveTheSameFieldNames(t *testing.T) {
-	rec := fullRecord()
+	rec := recordfill.Record(func(path string) string { return path }) // omitempty hides no key
 	ev := watch.Event{Type: watch.Updated, Revision: 7, Record: &rec}
-	pods := []api.PodRecords{{Pod: rec.Pod, Sandbox: &rec, Containers: []enrich.Record{rec}}}
+	pods := []query.PodRecords{{Pod: rec.Pod, Sandbox: &rec, Containers: []enrich.Record{rec}}}
 	tests := []struct {
 		name  string
 		http  any
 		proto proto.Message
 	}{
-		{"record", rec, RecordToProto(&rec)},
-		{"watch event", ev, EventToProto(ev)},
+		{"record", rec, recordView(&rec)},
+		{"watch event", ev, eventView(ev)},
 		{"pod", pods[0], podsToProto(pods)[0]},
 	}
 	marshal := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	enricherv1 "github.com/cri-enricherd/cri-enricherd/api/v1"
-	"github.com/cri-enricherd/cri-enricherd/pkg/api"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 )
 
 // maxRecvMsgSize bounds a request: the largest, a cgroup path, is 4 KiB.
@@ -23,9 +23,6 @@ const maxRecvMsgSize = 64 << 10
 
 // Options tune the server.
 type Options struct {
-	// OnDemandTimeout bounds an on-demand lookup (default 2s), as in the
-	// HTTP API.
-	OnDemandTimeout time.Duration
 	// Ready reports readiness for the health service (default: always).
 	Ready func() bool
 	// ReadyInterval is how often Serve copies Ready into the health
@@ -39,8 +36,8 @@ type Options struct {
 // Server implements the Enricher service.
 type Server struct {
 	enricherv1.UnimplementedEnricherServer
-	query   *api.Query
-	watches api.Watches
+	query   *query.Query
+	watches query.Watches
 	health  *health.Server
 	log     *zap.Logger
 	opts    Options
@@ -48,9 +45,9 @@ type Server struct {
 
 var _ enricherv1.EnricherServer = (*Server)(nil)
 
-// New returns a server answering from the same sources as the HTTP API.
-// watches may be nil: Watch then answers UNAVAILABLE.
-func New(records api.Records, resolver api.Resolver, pids api.PIDResolver, watches api.Watches, log *zap.Logger, opts Options) *Server {
+// New returns a server answering q's questions and streaming watches'
+// changes; watches may be nil: Watch then answers UNAVAILABLE.
+func New(q *query.Query, watches query.Watches, log *zap.Logger, opts Options) *Server {
 	if opts.Ready == nil {
 		opts.Ready = func() bool { return true }
 	}
@@ -58,7 +55,7 @@ func New(records api.Records, resolver api.Resolver, pids api.PIDResolver, watch
 		opts.ReadyInterval = time.Second
 	}
 	return &Server{
-		query:   api.NewQuery(records, resolver, pids, log, opts.OnDemandTimeout),
+		query:   q,
 		watches: watches,
 		health:  health.NewServer(),
 		log:     log,
@@ -163,7 +160,7 @@ func (s *Server) GetContainerByCgroup(ctx context.Context, req *enricherv1.GetCo
 
 // ListContainers implements enricherv1.EnricherServer.
 func (s *Server) ListContainers(_ context.Context, req *enricherv1.ListContainersRequest) (*enricherv1.ListContainersResponse, error) {
-	f, err := api.ListOptions{
+	f, err := query.ListOptions{
 		Namespace: req.GetNamespace(), PodName: req.GetPodName(), PodUID: req.GetPodUid(), SandboxID: req.GetSandboxId(),
 		Selector: req.GetLabelSelector(), IncludeDeleted: req.GetIncludeDeleted(), ExcludeSandboxes: req.GetExcludeSandboxes(),
 	}.Filter()
@@ -192,12 +189,12 @@ func (s *Server) GetPodByIP(_ context.Context, req *enricherv1.GetPodByIPRequest
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return podsToProto([]api.PodRecords{pod})[0], nil
+	return podsToProto([]query.PodRecords{pod})[0], nil
 }
 
 // ListPods implements enricherv1.EnricherServer.
 func (s *Server) ListPods(_ context.Context, req *enricherv1.ListPodsRequest) (*enricherv1.ListPodsResponse, error) {
-	f, err := api.ListOptions{
+	f, err := query.ListOptions{
 		Namespace: req.GetNamespace(), PodName: req.GetPodName(), PodUID: req.GetPodUid(),
 		Selector: req.GetLabelSelector(), IncludeDeleted: req.GetIncludeDeleted(),
 	}.PodFilter()
@@ -214,13 +211,13 @@ func (s *Server) Watch(req *enricherv1.WatchRequest, stream grpc.ServerStreaming
 	}
 	w, err := s.watches.Watch(req.GetResumeRevision())
 	if err != nil {
-		return toStatus(api.WatchError(err))
+		return toStatus(query.WatchError(err))
 	}
 	defer w.Close()
 	for {
 		ev, err := w.Next(stream.Context())
 		if err != nil {
-			return toStatus(api.WatchError(err))
+			return toStatus(query.WatchError(err))
 		}
 		if err := stream.Send(eventView(ev)); err != nil {
 			return err
@@ -230,21 +227,21 @@ func (s *Server) Watch(req *enricherv1.WatchRequest, stream grpc.ServerStreaming
 
 // grpcCodes maps the API's failure codes to gRPC's, the same mapping the HTTP
 // API makes to statuses.
-var grpcCodes = map[api.Code]codes.Code{
-	api.CodeInvalid:      codes.InvalidArgument,
-	api.CodeNotFound:     codes.NotFound,
-	api.CodeAmbiguous:    codes.FailedPrecondition,
-	api.CodeRevisionGone: codes.FailedPrecondition,
-	api.CodeTooMany:      codes.ResourceExhausted,
-	api.CodeInternal:     codes.Internal,
-	api.CodeLookupFailed: codes.Unavailable,
-	api.CodeUnavailable:  codes.Unavailable,
-	api.CodeTimeout:      codes.DeadlineExceeded,
+var grpcCodes = map[query.Code]codes.Code{
+	query.CodeInvalid:      codes.InvalidArgument,
+	query.CodeNotFound:     codes.NotFound,
+	query.CodeAmbiguous:    codes.FailedPrecondition,
+	query.CodeRevisionGone: codes.FailedPrecondition,
+	query.CodeTooMany:      codes.ResourceExhausted,
+	query.CodeInternal:     codes.Internal,
+	query.CodeLookupFailed: codes.Unavailable,
+	query.CodeUnavailable:  codes.Unavailable,
+	query.CodeTimeout:      codes.DeadlineExceeded,
 }
 
 // toStatus turns a query or watch error into a gRPC status.
 func toStatus(err error) error {
-	var e *api.Error
+	var e *query.Error
 	switch {
 	case errors.As(err, &e):
 		return status.Error(grpcCodes[e.Code], e.Msg)

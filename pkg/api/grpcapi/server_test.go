@@ -26,6 +26,7 @@ import (
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 	"github.com/cri-enricherd/cri-enricherd/pkg/lookup"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
 )
 
@@ -93,10 +94,8 @@ type env struct {
 func start(t *testing.T, c *cache.Cache, hubOpts watch.Options, opts Options, dial ...grpc.DialOption) *env {
 	t.Helper()
 	hub := watch.New(c, hubOpts)
-	if opts.OnDemandTimeout == 0 {
-		opts.OnDemandTimeout = 100 * time.Millisecond
-	}
-	srv := New(c, fakeResolver{}, fakePIDs{42: idA, 1: ""}, hub, zap.NewNop(), opts)
+	q := query.New(c, fakeResolver{}, fakePIDs{42: idA, 1: ""}, zap.NewNop(), 100*time.Millisecond)
+	srv := New(q, hub, zap.NewNop(), opts)
 	sock := filepath.Join(t.TempDir(), "grpc.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
@@ -469,7 +468,7 @@ func TestServe_ContextEndedBeforeServingIsACleanStop(t *testing.T) {
 	c := cache.New()
 	hub := watch.New(c, watch.Options{})
 	defer hub.Close()
-	srv := New(c, fakeResolver{}, fakePIDs{}, hub, zap.NewNop(), Options{})
+	srv := New(query.New(c, fakeResolver{}, fakePIDs{}, zap.NewNop(), 0), hub, zap.NewNop(), Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()            // a daemon told to stop while it starts
 	for i := range 20 { // the stop may come before or after the server began serving

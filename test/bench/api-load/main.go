@@ -34,10 +34,12 @@ import (
 	enricherv1 "github.com/cri-enricherd/cri-enricherd/api/v1"
 	"github.com/cri-enricherd/cri-enricherd/internal/benchdata"
 
-	"github.com/cri-enricherd/cri-enricherd/pkg/api"
 	"github.com/cri-enricherd/cri-enricherd/pkg/api/grpcapi"
+	"github.com/cri-enricherd/cri-enricherd/pkg/api/httpapi"
+	"github.com/cri-enricherd/cri-enricherd/pkg/api/socket"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 )
 
 func main() {
@@ -120,10 +122,10 @@ type loadTarget struct {
 
 // target returns a running daemon's sockets, or serves a synthetic cache
 // through the daemon's real HTTP and gRPC servers on unix sockets.
-func target(socket, grpcSocket string, records int) (loadTarget, error) {
-	if socket != "" {
-		ids, err := listIDs(socket)
-		return loadTarget{ids: ids, socket: socket, grpcSocket: grpcSocket, stop: func() {}}, err
+func target(sock, grpcSocket string, records int) (loadTarget, error) {
+	if sock != "" {
+		ids, err := listIDs(sock)
+		return loadTarget{ids: ids, socket: sock, grpcSocket: grpcSocket, stop: func() {}}, err
 	}
 	dir, err := os.MkdirTemp("", "api-load-")
 	if err != nil {
@@ -132,18 +134,19 @@ func target(socket, grpcSocket string, records int) (loadTarget, error) {
 	t := loadTarget{socket: filepath.Join(dir, "api.sock"), grpcSocket: filepath.Join(dir, "grpc.sock")}
 	c, ids := syntheticCache(records)
 	t.ids = ids
-	l, err := api.ListenUnix(t.socket, api.SocketOptions{})
+	l, err := socket.Listen(t.socket, socket.Options{})
 	if err != nil {
 		return t, err
 	}
-	gl, err := api.ListenUnix(t.grpcSocket, api.SocketOptions{})
+	gl, err := socket.Listen(t.grpcSocket, socket.Options{})
 	if err != nil {
 		return t, err
 	}
-	srv := api.NewServer(api.NewHandler(c, nil, nil, zap.NewNop(), api.Options{}))
+	q := query.New(c, nil, nil, zap.NewNop(), 0)
+	srv := httpapi.NewServer(httpapi.NewHandler(q, zap.NewNop(), httpapi.Options{}))
 	go func() { _ = srv.Serve(l) }()
 	ctx, cancel := context.WithCancel(context.Background())
-	gs := grpcapi.New(c, nil, nil, nil, zap.NewNop(), grpcapi.Options{})
+	gs := grpcapi.New(q, nil, zap.NewNop(), grpcapi.Options{})
 	done := make(chan struct{})
 	go func() { _ = gs.Serve(ctx, gl, time.Second); close(done) }()
 	t.stop = func() { _ = srv.Close(); cancel(); <-done; os.RemoveAll(dir) }

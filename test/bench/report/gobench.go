@@ -102,8 +102,8 @@ func goBenchRows(file string) ([]row, error) {
 		{"enrich.BenchmarkContainerContainerd", "enrich containerd ContainerStatus (verbose)"},
 		{"enrich.BenchmarkContainerCRIO", "enrich CRI-O ContainerStatus (verbose)"},
 		{"enrich.BenchmarkSandboxContainerd", "enrich containerd PodSandboxStatus (verbose, CNI)"},
-		{"api.BenchmarkHandlerGetContainerFullID", "HTTP handler, get by full ID (JSON)"},
-		{"api.BenchmarkHandlerGetContainerPrefix", "HTTP handler, get by prefix (JSON)"},
+		{"httpapi.BenchmarkHandlerGetContainerFullID", "HTTP handler, get by full ID (JSON)"},
+		{"httpapi.BenchmarkHandlerGetContainerPrefix", "HTTP handler, get by prefix (JSON)"},
 		{"grpcapi.BenchmarkServerGetContainer", "gRPC handler + answer marshalling"},
 		{"grpcapi.BenchmarkGetContainerBufconn", "gRPC call in-process (bufconn, client included)"},
 	} {

@@ -1,4 +1,4 @@
-package api
+package httpapi
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 	"github.com/cri-enricherd/cri-enricherd/pkg/lookup"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 )
 
 const (
@@ -77,7 +78,7 @@ func newTestHandler(t *testing.T) (*Handler, *fakeResolver) {
 	c.Put(enrich.Record{ID: idC, ShortID: idC[:12], Name: "web-0", IsPodSandbox: true, Pod: pod, PodSource: enrich.PodSourceSandboxStatus})
 	res := &fakeResolver{records: map[string]enrich.Record{idN: {ID: idN, Name: "new"}}}
 	pids := fakePIDs{42: idA, 1: ""}
-	return NewHandler(c, res, pids, zap.NewNop(), Options{OnDemandTimeout: 200 * time.Millisecond}), res
+	return NewHandler(query.New(c, res, pids, zap.NewNop(), 200*time.Millisecond), zap.NewNop(), Options{}), res
 }
 
 func get(t *testing.T, h http.Handler, url string) (int, string) {
@@ -188,7 +189,7 @@ func TestHandler_MalformedRequestsNeverReachTheRuntime(t *testing.T) {
 
 func TestHandler_NotReadyUntilTold(t *testing.T) {
 	ready := false
-	h := NewHandler(cache.New(), nil, nil, zap.NewNop(), Options{Ready: func() bool { return ready }})
+	h := NewHandler(query.New(cache.New(), nil, nil, zap.NewNop(), 0), zap.NewNop(), Options{Ready: func() bool { return ready }})
 	if code, _ := get(t, h, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz = %d before ready, want 503", code)
 	}

@@ -1,13 +1,13 @@
-package api
+package httpapi
 
 import (
 	"bytes"
 	"encoding/json"
-	"reflect"
 	"testing"
 	"time"
 
 	"github.com/cri-enricherd/cri-enricherd/internal/benchdata"
+	"github.com/cri-enricherd/cri-enricherd/internal/recordfill"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
 
@@ -16,53 +16,19 @@ import (
 // short escapes, DEL, invalid UTF-8, U+2028/U+2029 and plain multi-byte text.
 const awkward = "a\"b\\c<d>e&f\x00\x01\x1f\b\f\n\r\t\x7f\xff\xc3(\u2028\u2029é日本"
 
-// filled returns a value of type t with every field set, by reflection, so
-// that a field added to enrich.Record and not to the encoder shows up as a
-// difference. Maps get several keys (order matters), slices two elements.
-func filled(t reflect.Type, depth int) reflect.Value {
-	v := reflect.New(t).Elem()
-	switch t.Kind() {
-	case reflect.String:
-		v.SetString(awkward)
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Int, reflect.Int32, reflect.Int64:
-		v.SetInt(-7 - int64(depth))
-	case reflect.Uint32, reflect.Uint64:
-		v.SetUint(7)
-	case reflect.Pointer:
-		v.Set(reflect.New(t.Elem()))
-		v.Elem().Set(filled(t.Elem(), depth+1))
-	case reflect.Map:
-		m := reflect.MakeMap(t)
-		for _, k := range []string{"zeta", "alpha", awkward, "io.kubernetes.pod.name", ""} {
-			m.SetMapIndex(reflect.ValueOf(k), reflect.ValueOf(k+"-value"))
-		}
-		v.Set(m)
-	case reflect.Slice:
-		s := reflect.MakeSlice(t, 2, 2)
-		for i := range 2 {
-			s.Index(i).Set(filled(t.Elem(), depth+1))
-		}
-		v.Set(s)
-	case reflect.Struct:
-		if t == reflect.TypeFor[time.Time]() {
-			zone := time.FixedZone("IST", 5*3600+1800)
-			v.Set(reflect.ValueOf(time.Date(2026, 11, 28, 2, 44, 42, 108353583, zone)))
-			break
-		}
-		for i := range t.NumField() {
-			v.Field(i).Set(filled(t.Field(i).Type, depth+1))
-		}
-	default:
-		panic("filled: add a case for " + t.String())
-	}
-	return v
+// inZone moves every time of rec to a zone half an hour off the hour.
+func inZone(rec enrich.Record) enrich.Record {
+	at := recordfill.At.In(time.FixedZone("IST", 5*3600+1800))
+	rec.CreatedAt, rec.StartedAt, rec.FinishedAt, rec.DeletedAt = &at, &at, &at, &at
+	pod := *rec.Pod
+	pod.CreatedAt = &at
+	rec.Pod = &pod
+	return rec
 }
 
 func TestAppendRecord_MatchesEncodingJSON(t *testing.T) {
 	container, sandbox := benchdata.Container(3, 1), benchdata.Sandbox(3)
-	everything := filled(reflect.TypeFor[enrich.Record](), 0).Interface().(enrich.Record)
+	everything := recordfill.Record(func(path string) string { return awkward + path })
 	empties := enrich.Record{Labels: map[string]string{}, Annotations: map[string]string{}, Env: []string{},
 		Mounts: []enrich.Mount{}, Pod: &enrich.Pod{Labels: map[string]string{}, AdditionalIPs: []string{}}}
 	utcNano := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -75,6 +41,7 @@ func TestAppendRecord_MatchesEncodingJSON(t *testing.T) {
 		{"kubelet-sized container", container},
 		{"kubelet-sized sandbox", sandbox},
 		{"every field set", everything},
+		{"every field set, times in a zone", inZone(everything)},
 		{"empty maps and slices", empties},
 		{"times without fraction", plainTimes},
 	} {

@@ -1,6 +1,10 @@
-package api
+package httpapi
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
+)
 
 // cgroupParams and podParams are the query parameters of GET /v1/cgroups
 // and GET /v1/pods.
@@ -43,7 +47,7 @@ func (h *Handler) listPods(w http.ResponseWriter, r *http.Request) {
 // getCgroupID answers GET /v1/cgroup-ids/{id}: the record whose cgroup v2
 // directory has this inode number now.
 func (h *Handler) getCgroupID(w http.ResponseWriter, r *http.Request) {
-	id, err := ParseCgroupID(r.PathValue("id"))
+	id, err := query.ParseCgroupID(r.PathValue("id"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -56,7 +60,7 @@ func (h *Handler) getCgroupID(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) getIP(w http.ResponseWriter, r *http.Request) {
 	pod, err := h.query.PodByIP(r.PathValue("ip"))
 	if err != nil {
-		writeError(w, CodeOf(err).HTTPStatus(), err.Error())
+		writeQueryError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, pod)

@@ -1,4 +1,4 @@
-package api
+package httpapi
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 	"github.com/cri-enricherd/cri-enricherd/pkg/lookup"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 )
 
 // The IDs the fuzz handler knows: two cached containers sharing a 12-char
@@ -108,7 +109,7 @@ func newFuzzHandler() (*Handler, *fuzzResolver, *fuzzPIDs) {
 	c.Put(enrich.Record{ID: fuzzSandbox, ShortID: fuzzSandbox[:12], Name: "web-0", IsPodSandbox: true, Pod: pod, PodSource: enrich.PodSourceSandboxStatus})
 	res, pids := &fuzzResolver{}, &fuzzPIDs{}
 	// A short on-demand timeout keeps the slow ID's 504 cheap per input.
-	h := NewHandler(c, res, pids, zap.NewNop(), Options{OnDemandTimeout: 5 * time.Millisecond})
+	h := NewHandler(query.New(c, res, pids, zap.NewNop(), 5*time.Millisecond), zap.NewNop(), Options{})
 	return h, res, pids
 }
 
@@ -154,7 +155,7 @@ func checkAnswer(t *testing.T, target string, code int, contentType, body string
 func checkResolverAsked(t *testing.T, target string, res *fuzzResolver) {
 	t.Helper()
 	for _, id := range res.takeAsked() {
-		if len(id) != 64 || !ValidID(id) {
+		if len(id) != 64 || !query.ValidID(id) {
 			t.Fatalf("GET %q made an on-demand lookup of malformed id %q", target, id)
 		}
 	}
@@ -175,7 +176,7 @@ func FuzzContainerID(f *testing.F) {
 		code, ct, body := serveFuzz(t, h, escaped)
 		if !muxAnswered(escaped, code, ct) {
 			checkAnswer(t, escaped, code, ct, body)
-			if !ValidID(id) && code != http.StatusBadRequest {
+			if !query.ValidID(id) && code != http.StatusBadRequest {
 				t.Fatalf("GET %q with a malformed id = %d, want 400", escaped, code)
 			}
 		}
@@ -196,12 +197,12 @@ func FuzzPID(f *testing.F) {
 		code, ct, body := serveFuzz(t, h, escaped)
 		if !muxAnswered(escaped, code, ct) {
 			checkAnswer(t, escaped, code, ct, body)
-			if pid, err := strconv.Atoi(raw); (err != nil || pid < 1 || pid > maxPID) && code != http.StatusBadRequest {
+			if pid, err := strconv.Atoi(raw); (err != nil || pid < 1 || pid > query.MaxPID) && code != http.StatusBadRequest {
 				t.Fatalf("GET %q with a malformed pid = %d, want 400", escaped, code)
 			}
 		}
 		for _, pid := range pids.takeAsked() {
-			if pid < 1 || pid > maxPID {
+			if pid < 1 || pid > query.MaxPID {
 				t.Fatalf("GET %q resolved pid %d", escaped, pid)
 			}
 		}

@@ -1,13 +1,10 @@
-package api
+package query
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
-	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,68 +14,25 @@ import (
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 	"github.com/cri-enricherd/cri-enricherd/pkg/lookup"
-	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
 )
 
-// Code classifies why a request failed, independent of the transport: the
-// HTTP API answers Code.HTTPStatus, the gRPC API the matching status code.
-type Code int
-
-// The failure codes.
-const (
-	CodeInvalid      Code = iota + 1 // malformed request
-	CodeNotFound                     // no such container, process or cgroup
-	CodeAmbiguous                    // ID prefix of several records
-	CodeRevisionGone                 // watch revision outside the replay window
-	CodeTooMany                      // too many watchers, or a watcher too slow
-	CodeInternal                     // the daemon failed to read the host
-	CodeLookupFailed                 // the on-demand runtime lookup failed
-	CodeUnavailable                  // the daemon is shutting down
-	CodeTimeout                      // the on-demand runtime lookup timed out
-)
-
-// HTTPStatus returns the HTTP status of c.
-func (c Code) HTTPStatus() int {
-	switch c {
-	case CodeInvalid:
-		return http.StatusBadRequest
-	case CodeNotFound:
-		return http.StatusNotFound
-	case CodeAmbiguous:
-		return http.StatusConflict
-	case CodeRevisionGone:
-		return http.StatusGone
-	case CodeTooMany:
-		return http.StatusTooManyRequests
-	case CodeLookupFailed:
-		return http.StatusBadGateway
-	case CodeUnavailable:
-		return http.StatusServiceUnavailable
-	case CodeTimeout:
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusInternalServerError
+// Records is the cache as the query layer reads it.
+type Records interface {
+	Get(idOrPrefix string) (enrich.Record, error)
+	List(f cache.Filter) []enrich.Record
+	BySandbox(sandboxID string) []enrich.Record
+	SandboxByIP(ip string) (enrich.Record, bool)
+	ByCgroupID(cgroupID uint64) (enrich.Record, bool)
 }
 
-// Error is a request the API cannot answer, with a message for the client.
-type Error struct {
-	Code Code
-	Msg  string
+// Resolver looks up a full ID the cache does not hold yet.
+type Resolver interface {
+	Lookup(ctx context.Context, id string) (enrich.Record, error)
 }
 
-func (e *Error) Error() string { return e.Msg }
-
-func failf(code Code, format string, args ...any) *Error {
-	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
-}
-
-// CodeOf returns the code of an *Error in err's chain, or CodeInternal.
-func CodeOf(err error) Code {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return CodeInternal
+// PIDResolver maps a PID to its container cgroup.
+type PIDResolver interface {
+	Resolve(pid int) (string, cgroup.Ref, error)
 }
 
 // Query answers the questions both APIs ask. It reads the cache, asks the
@@ -92,9 +46,11 @@ type Query struct {
 	onDemandTimeout time.Duration
 }
 
-// NewQuery returns a Query. resolver may be nil (no on-demand lookups);
-// onDemandTimeout <= 0 means 2s.
-func NewQuery(records Records, resolver Resolver, pids PIDResolver, log *zap.Logger, onDemandTimeout time.Duration) *Query {
+// New returns a Query. resolver may be nil (no on-demand lookups);
+// onDemandTimeout <= 0 means 2s: it bounds how long a question about an
+// unknown full ID waits for its lookup, so that a seconds-old container is
+// answered, not refused.
+func New(records Records, resolver Resolver, pids PIDResolver, log *zap.Logger, onDemandTimeout time.Duration) *Query {
 	if onDemandTimeout <= 0 {
 		onDemandTimeout = 2 * time.Second
 	}
@@ -104,7 +60,7 @@ func NewQuery(records Records, resolver Resolver, pids PIDResolver, log *zap.Log
 // Container returns the record with this full ID or unique prefix.
 func (q *Query) Container(ctx context.Context, id string) (enrich.Record, error) {
 	if !ValidID(id) {
-		return enrich.Record{}, failf(CodeInvalid, "malformed id %q: want 12 to 64 lowercase hex characters", truncate(id))
+		return enrich.Record{}, failf(CodeInvalid, "malformed id %q: want 12 to 64 lowercase hex characters", Truncate(id))
 	}
 	return q.find(ctx, id)
 }
@@ -139,8 +95,8 @@ func (q *Query) find(ctx context.Context, id string) (enrich.Record, error) {
 
 // ContainerByPID returns the record of the container process pid lives in.
 func (q *Query) ContainerByPID(ctx context.Context, pid int) (enrich.Record, error) {
-	if pid <= 0 || pid > maxPID {
-		return enrich.Record{}, failf(CodeInvalid, "malformed pid %d: want an integer from 1 to %d", pid, maxPID)
+	if pid <= 0 || pid > MaxPID {
+		return enrich.Record{}, failf(CodeInvalid, "malformed pid %d: want an integer from 1 to %d", pid, MaxPID)
 	}
 	_, ref, err := q.pids.Resolve(pid)
 	switch {
@@ -152,16 +108,6 @@ func (q *Query) ContainerByPID(ctx context.Context, pid int) (enrich.Record, err
 		return enrich.Record{}, failf(CodeInternal, "reading cgroup of pid %d: %v", pid, err)
 	}
 	return q.find(ctx, ref.ContainerID)
-}
-
-// ParseCgroupID reads a cgroup ID as the HTTP API and the CLI take it: a
-// positive decimal number, as bpf_get_current_cgroup_id() gives it.
-func ParseCgroupID(raw string) (uint64, error) {
-	id, err := strconv.ParseUint(raw, 10, 64)
-	if err != nil || id == 0 {
-		return 0, failf(CodeInvalid, "malformed cgroup id %q: want a positive decimal number", truncate(raw))
-	}
-	return id, nil
 }
 
 // ContainerByCgroupID returns the record whose cgroup has this cgroup v2
@@ -189,7 +135,7 @@ func (q *Query) ContainerByCgroup(ctx context.Context, path string) (enrich.Reco
 	}
 	ref, ok := cgroup.ParsePath(path)
 	if !ok {
-		return enrich.Record{}, failf(CodeNotFound, "cgroup %s names no container", truncate(path))
+		return enrich.Record{}, failf(CodeNotFound, "cgroup %s names no container", Truncate(path))
 	}
 	return q.find(ctx, ref.ContainerID)
 }
@@ -199,13 +145,13 @@ func checkCgroupPath(path string) error {
 	case len(path) > maxCgroupPath:
 		return failf(CodeInvalid, "malformed cgroup path: %d bytes, want at most %d", len(path), maxCgroupPath)
 	case !strings.HasPrefix(path, "/"):
-		return failf(CodeInvalid, "malformed cgroup path %q: want an absolute path starting with /", truncate(path))
+		return failf(CodeInvalid, "malformed cgroup path %q: want an absolute path starting with /", Truncate(path))
 	case strings.IndexByte(path, 0) >= 0:
-		return failf(CodeInvalid, "malformed cgroup path %q: contains NUL", truncate(path))
+		return failf(CodeInvalid, "malformed cgroup path %q: contains NUL", Truncate(path))
 	}
 	for elem := range strings.SplitSeq(path, "/") {
 		if elem == ".." {
-			return failf(CodeInvalid, "malformed cgroup path %q: contains ..", truncate(path))
+			return failf(CodeInvalid, "malformed cgroup path %q: contains ..", Truncate(path))
 		}
 	}
 	return nil
@@ -246,7 +192,7 @@ func (q *Query) sandboxByPrefix(prefix string) (string, error) {
 func (q *Query) PodByIP(raw string) (PodRecords, error) {
 	addr, err := netip.ParseAddr(raw)
 	if err != nil || addr.Zone() != "" {
-		return PodRecords{}, failf(CodeInvalid, "malformed ip %q: want an IPv4 or IPv6 address such as 10.0.0.7 or fd00::7", truncate(raw))
+		return PodRecords{}, failf(CodeInvalid, "malformed ip %q: want an IPv4 or IPv6 address such as 10.0.0.7 or fd00::7", Truncate(raw))
 	}
 	sb, ok := q.records.SandboxByIP(addr.Unmap().String())
 	if !ok {
@@ -297,23 +243,4 @@ func podKey(p *enrich.Pod) string {
 		return p.SandboxID
 	}
 	return p.UID + "/" + p.Namespace + "/" + p.Name
-}
-
-// WatchError turns an error of the watch hub into an *Error; a context
-// error (the client went away) is returned as is.
-func WatchError(err error) error {
-	var slow *watch.TooSlowError
-	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return err
-	case errors.As(err, &slow), errors.Is(err, watch.ErrTooManyWatchers):
-		return &Error{Code: CodeTooMany, Msg: err.Error()}
-	case errors.Is(err, watch.ErrRevisionTooOld):
-		return &Error{Code: CodeRevisionGone, Msg: err.Error()}
-	case errors.Is(err, watch.ErrRevisionUnknown):
-		return &Error{Code: CodeInvalid, Msg: err.Error()}
-	case errors.Is(err, watch.ErrClosed):
-		return &Error{Code: CodeUnavailable, Msg: err.Error()}
-	}
-	return &Error{Code: CodeInternal, Msg: err.Error()}
 }

@@ -1,7 +1,6 @@
-package api
+package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,68 +10,35 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
-	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 )
-
-// maxPID is the kernel's largest possible PID (PID_MAX_LIMIT, 2^22).
-const maxPID = 1 << 22
-
-// Records is the cache as the API reads it.
-type Records interface {
-	Get(idOrPrefix string) (enrich.Record, error)
-	List(f cache.Filter) []enrich.Record
-	BySandbox(sandboxID string) []enrich.Record
-	SandboxByIP(ip string) (enrich.Record, bool)
-	ByCgroupID(cgroupID uint64) (enrich.Record, bool)
-}
-
-// fullIDLen is the length of a full container or sandbox ID.
-const fullIDLen = 64
-
-// Resolver looks up a full ID the cache does not hold yet.
-type Resolver interface {
-	Lookup(ctx context.Context, id string) (enrich.Record, error)
-}
-
-// PIDResolver maps a PID to its container cgroup.
-type PIDResolver interface {
-	Resolve(pid int) (string, cgroup.Ref, error)
-}
 
 // Options tune the handler.
 type Options struct {
-	// OnDemandTimeout bounds how long a request for an unknown full ID
-	// waits for a lookup (default 2s): a seconds-old container is answered,
-	// not refused.
-	OnDemandTimeout time.Duration
-	// Ready reports readiness for /readyz.
+	// Ready reports readiness for /readyz (default: always ready).
 	Ready func() bool
 	// Watches serves GET /v1/watch; nil answers 503.
-	Watches Watches
+	Watches query.Watches
 	// StreamWriteTimeout bounds each write of a watch stream (default
 	// WriteTimeout): the server's WriteTimeout would cut the whole stream.
 	StreamWriteTimeout time.Duration
 }
 
-// Handler serves the HTTP API.
+// Handler serves the HTTP API: each route reads its request, asks the
+// query layer and writes the answer or the refusal's status.
 type Handler struct {
-	query *Query
+	query *query.Query
 	log   *zap.Logger
 	opts  Options
 	mux   *http.ServeMux
 }
 
-// NewHandler builds the API's routes.
-func NewHandler(records Records, resolver Resolver, pids PIDResolver, log *zap.Logger, opts Options) *Handler {
-	if opts.Ready == nil {
-		opts.Ready = func() bool { return true }
-	}
+// NewHandler builds the API's routes over q.
+func NewHandler(q *query.Query, log *zap.Logger, opts Options) *Handler {
 	if opts.StreamWriteTimeout <= 0 {
 		opts.StreamWriteTimeout = WriteTimeout
 	}
-	q := NewQuery(records, resolver, pids, log, opts.OnDemandTimeout)
 	h := &Handler{query: q, log: log, opts: opts, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /v1/containers/{id}", h.getContainer)
 	h.mux.HandleFunc("GET /v1/containers", h.listContainers)
@@ -82,21 +48,12 @@ func NewHandler(records Records, resolver Resolver, pids PIDResolver, log *zap.L
 	h.mux.HandleFunc("GET /v1/ips/{ip}", h.getIP)
 	h.mux.HandleFunc("GET /v1/cgroup-ids/{id}", h.getCgroupID)
 	h.mux.HandleFunc("GET /v1/watch", h.watch)
-	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
-	h.mux.HandleFunc("GET /readyz", h.readyz)
+	RegisterProbes(h.mux, opts.Ready)
 	return h
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
-
-func (h *Handler) readyz(w http.ResponseWriter, _ *http.Request) {
-	if !h.opts.Ready() {
-		writeText(w, http.StatusServiceUnavailable, "not ready: first sync with the runtime not done or runtime unreachable")
-		return
-	}
-	writeText(w, http.StatusOK, "ok")
-}
 
 func (h *Handler) getContainer(w http.ResponseWriter, r *http.Request) {
 	rec, err := h.query.Container(r.Context(), r.PathValue("id"))
@@ -120,7 +77,7 @@ func (h *Handler) listContainers(w http.ResponseWriter, r *http.Request) {
 	}
 	recs, err := h.query.Containers(f)
 	if err != nil {
-		writeError(w, CodeOf(err).HTTPStatus(), err.Error())
+		writeQueryError(w, err)
 		return
 	}
 	writeRecords(w, recs)
@@ -128,12 +85,12 @@ func (h *Handler) listContainers(w http.ResponseWriter, r *http.Request) {
 
 // parseListOptions reads the filters of a list request, refusing any
 // parameter not in allowed.
-func parseListOptions(r *http.Request, allowed map[string]bool) (ListOptions, error) {
+func parseListOptions(r *http.Request, allowed map[string]bool) (query.ListOptions, error) {
 	q := r.URL.Query()
 	if err := checkParams(q, allowed); err != nil {
-		return ListOptions{}, err
+		return query.ListOptions{}, err
 	}
-	o := ListOptions{Namespace: q.Get("namespace"), PodName: q.Get("pod"), PodUID: q.Get("pod_uid"),
+	o := query.ListOptions{Namespace: q.Get("namespace"), PodName: q.Get("pod"), PodUID: q.Get("pod_uid"),
 		SandboxID: q.Get("sandbox"), Selector: q.Get("selector")}
 	var err error
 	if o.IncludeDeleted, err = boolParam(q.Get("include_deleted"), false); err != nil {
@@ -150,7 +107,7 @@ func parseListOptions(r *http.Request, allowed map[string]bool) (ListOptions, er
 func checkParams(q url.Values, allowed map[string]bool) error {
 	for k, v := range q {
 		if !allowed[k] {
-			return fmt.Errorf("unknown query parameter %q", truncate(k))
+			return fmt.Errorf("unknown query parameter %q", query.Truncate(k))
 		}
 		if len(v) > 1 {
 			return fmt.Errorf("query parameter %q given %d times", k, len(v))
@@ -165,16 +122,15 @@ func boolParam(v string, def bool) (bool, error) {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		return false, fmt.Errorf("%q is not true or false", truncate(v))
+		return false, fmt.Errorf("%q is not true or false", query.Truncate(v))
 	}
 	return b, nil
 }
 
 func (h *Handler) getPID(w http.ResponseWriter, r *http.Request) {
-	raw := r.PathValue("pid")
-	pid, err := strconv.Atoi(raw)
-	if err != nil || pid <= 0 || pid > maxPID {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("malformed pid %q: want an integer from 1 to %d", truncate(raw), maxPID))
+	pid, err := query.ParsePID(r.PathValue("pid"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	rec, err := h.query.ContainerByPID(r.Context(), pid)
@@ -184,7 +140,7 @@ func (h *Handler) getPID(w http.ResponseWriter, r *http.Request) {
 // writeRecord answers a single-record request.
 func writeRecord(w http.ResponseWriter, rec enrich.Record, err error) {
 	if err != nil {
-		writeError(w, CodeOf(err).HTTPStatus(), err.Error())
+		writeQueryError(w, err)
 		return
 	}
 	buf := getBuf()
@@ -229,33 +185,34 @@ func writeBody(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body) // the client went away; nothing to do
 }
 
-// ValidID says whether s can name a container: 12 to 64 lowercase hex.
-func ValidID(s string) bool {
-	if len(s) < 12 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// truncate keeps error messages bounded when echoing client input.
-func truncate(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
-	}
-	return s
-}
-
 // errorBody is the JSON body of every error answer.
 type errorBody struct {
 	Error  string `json:"error"`
 	Status int    `json:"status"`
 }
+
+// statuses are the HTTP statuses of the query layer's failure codes.
+var statuses = map[query.Code]int{
+	query.CodeInvalid:      http.StatusBadRequest,
+	query.CodeNotFound:     http.StatusNotFound,
+	query.CodeAmbiguous:    http.StatusConflict,
+	query.CodeRevisionGone: http.StatusGone,
+	query.CodeTooMany:      http.StatusTooManyRequests,
+	query.CodeLookupFailed: http.StatusBadGateway,
+	query.CodeUnavailable:  http.StatusServiceUnavailable,
+	query.CodeTimeout:      http.StatusGatewayTimeout,
+}
+
+// httpStatus returns the HTTP status of a query or watch error.
+func httpStatus(err error) int {
+	if s, ok := statuses[query.CodeOf(err)]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// writeQueryError answers a refusal of the query layer with its status.
+func writeQueryError(w http.ResponseWriter, err error) { writeError(w, httpStatus(err), err.Error()) }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, errorBody{Error: msg, Status: status})

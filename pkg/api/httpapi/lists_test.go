@@ -1,4 +1,4 @@
-package api
+package httpapi
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 )
 
 func TestHandler_CgroupsAnswers400For_MalformedPaths404ForNoContainer200ForAContainer(t *testing.T) {
@@ -112,7 +113,7 @@ func TestHandler_PodsListsEachPodWithItsSandboxAndContainers(t *testing.T) {
 			continue
 		}
 		var out struct {
-			Items []PodRecords `json:"items"`
+			Items []query.PodRecords `json:"items"`
 		}
 		if err := json.Unmarshal([]byte(body), &out); err != nil || code != 200 || len(out.Items) != tt.want {
 			t.Fatalf("GET %s = %d %s, want %d pods", tt.url, code, body, tt.want)
@@ -137,7 +138,7 @@ func TestHandler_IPsAnswerTheLivePodHoldingAnAddressNow(t *testing.T) {
 	// answer: the address may already be another pod's.
 	stopped := &enrich.Pod{SandboxID: idB, Name: "old-0", Namespace: "shop", State: "notready", IP: "10.0.0.8"}
 	c.Put(enrich.Record{ID: idB, ShortID: idB[:12], Name: "old-0", State: "notready", IsPodSandbox: true, Pod: stopped})
-	h := NewHandler(c, nil, fakePIDs{}, zap.NewNop(), Options{})
+	h := NewHandler(query.New(c, nil, fakePIDs{}, zap.NewNop(), 0), zap.NewNop(), Options{})
 	tests := []struct {
 		name, url string
 		want      int
@@ -168,7 +169,7 @@ func TestHandler_CgroupIDsAnswer400ForANonNumber404ForAnUnknownOrRemovedCgroup(t
 	c.Put(enrich.Record{ID: idB, ShortID: idB[:12], Name: "gone", State: "exited"})
 	c.CgroupSeen(idB, 77)
 	c.CgroupGone(idB)
-	h := NewHandler(c, nil, fakePIDs{}, zap.NewNop(), Options{})
+	h := NewHandler(query.New(c, nil, fakePIDs{}, zap.NewNop(), 0), zap.NewNop(), Options{})
 	tests := []struct {
 		name, url string
 		want      int

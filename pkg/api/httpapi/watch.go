@@ -1,4 +1,4 @@
-package api
+package httpapi
 
 import (
 	"encoding/json"
@@ -9,15 +9,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
 )
-
-// Watches opens watch streams; *watch.Hub implements it.
-type Watches interface {
-	Watch(resume uint64) (*watch.Watcher, error)
-}
-
-var _ Watches = (*watch.Hub)(nil)
 
 var watchParams = map[string]bool{"revision": true}
 
@@ -38,8 +32,8 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request) {
 	}
 	watcher, err := h.opts.Watches.Watch(resume)
 	if err != nil {
-		err = WatchError(err)
-		writeError(w, CodeOf(err).HTTPStatus(), err.Error())
+		err = query.WatchError(err)
+		writeQueryError(w, err)
 		return
 	}
 	defer watcher.Close()
@@ -63,7 +57,7 @@ func parseRevision(r *http.Request) (uint64, error) {
 	}
 	rev, err := strconv.ParseUint(raw, 10, 64)
 	if err != nil {
-		return 0, errors.New("revision: " + strconv.Quote(truncate(raw)) + " is not a revision number")
+		return 0, errors.New("revision: " + strconv.Quote(query.Truncate(raw)) + " is not a revision number")
 	}
 	return rev, nil
 }
@@ -79,9 +73,9 @@ func (h *Handler) stream(r *http.Request, rc *http.ResponseController, w http.Re
 			if r.Context().Err() != nil {
 				return err
 			}
-			err = WatchError(err)
+			err = query.WatchError(err)
 			_ = rc.SetWriteDeadline(time.Now().Add(h.opts.StreamWriteTimeout))
-			_ = enc.Encode(errorBody{Error: err.Error(), Status: CodeOf(err).HTTPStatus()})
+			_ = enc.Encode(errorBody{Error: err.Error(), Status: httpStatus(err)})
 			_ = rc.Flush()
 			return err
 		}

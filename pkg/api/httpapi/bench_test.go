@@ -1,4 +1,4 @@
-package api
+package httpapi
 
 import (
 	"net/http"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/cri-enricherd/cri-enricherd/internal/benchdata"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
+	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 )
 
 // benchRecords is what a full default-sized cache holds: 8,000 containers
@@ -27,7 +28,7 @@ func benchHandler(b *testing.B) (*Handler, []string) {
 		c.Put(rec)
 		ids[i] = rec.ID
 	}
-	return NewHandler(c, nil, nil, zap.NewNop(), Options{}), ids
+	return NewHandler(query.New(c, nil, nil, zap.NewNop(), 0), zap.NewNop(), Options{}), ids
 }
 
 // discardWriter is a ResponseWriter that keeps only the status and the

@@ -1,4 +1,4 @@
-package api
+package query
 
 import (
 	"fmt"
@@ -26,7 +26,7 @@ type ListOptions struct {
 // a selector key matches a container label or a pod label.
 func (o ListOptions) Filter() (cache.Filter, error) {
 	if o.SandboxID != "" && !ValidID(o.SandboxID) {
-		return cache.Filter{}, failf(CodeInvalid, "sandbox: malformed id %q", truncate(o.SandboxID))
+		return cache.Filter{}, failf(CodeInvalid, "sandbox: malformed id %q", Truncate(o.SandboxID))
 	}
 	labels, err := ParseSelector(o.Selector)
 	if err != nil {
@@ -82,10 +82,10 @@ func ParseSelector(s string) (map[string]string, error) {
 	for term := range strings.SplitSeq(s, ",") {
 		key, value, err := parseTerm(term)
 		if err != nil {
-			return nil, failf(CodeInvalid, "selector %q: %v", truncate(s), err)
+			return nil, failf(CodeInvalid, "selector %q: %v", Truncate(s), err)
 		}
 		if prev, dup := labels[key]; dup && prev != value {
-			return nil, failf(CodeInvalid, "selector %q: key %q given twice with different values", truncate(s), key)
+			return nil, failf(CodeInvalid, "selector %q: key %q given twice with different values", Truncate(s), key)
 		}
 		labels[key] = value
 	}

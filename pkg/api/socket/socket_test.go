@@ -1,20 +1,17 @@
-package api
+package socket
 
 import (
-	"context"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
-func TestListenUnix_CreatesTheSocketWithMode0660(t *testing.T) {
+func TestListen_CreatesTheSocketWithMode0660(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "api.sock")
-	l, err := ListenUnix(path, SocketOptions{})
+	l, err := Listen(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +25,7 @@ func TestListenUnix_CreatesTheSocketWithMode0660(t *testing.T) {
 	}
 }
 
-func TestListenUnix_ReplacesAStaleSocketButNotALiveOne(t *testing.T) {
+func TestListen_ReplacesAStaleSocketButNotALiveOne(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "api.sock")
 	stale, err := net.Listen("unix", path)
 	if err != nil {
@@ -36,22 +33,22 @@ func TestListenUnix_ReplacesAStaleSocketButNotALiveOne(t *testing.T) {
 	}
 	stale.(*net.UnixListener).SetUnlinkOnClose(false)
 	stale.Close() // the file stays, nobody listens: a crashed daemon's leftover
-	l, err := ListenUnix(path, SocketOptions{})
+	l, err := Listen(path, Options{})
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
 	defer l.Close()
-	if _, err := ListenUnix(path, SocketOptions{}); err == nil || !strings.Contains(err.Error(), "another process") {
+	if _, err := Listen(path, Options{}); err == nil || !strings.Contains(err.Error(), "another process") {
 		t.Errorf("second listener on a live socket: err = %v, want a refusal", err)
 	}
 }
 
-func TestListenUnix_RefusesToRemoveARegularFile(t *testing.T) {
+func TestListen_RefusesToRemoveARegularFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "api.sock")
 	if err := os.WriteFile(path, []byte("data"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ListenUnix(path, SocketOptions{}); err == nil {
+	if _, err := Listen(path, Options{}); err == nil {
 		t.Fatal("a regular file was replaced by the socket")
 	}
 	if data, _ := os.ReadFile(path); string(data) != "data" {
@@ -59,12 +56,12 @@ func TestListenUnix_RefusesToRemoveARegularFile(t *testing.T) {
 	}
 }
 
-func TestListenUnix_SetsTheConfiguredGroup(t *testing.T) {
+func TestListen_SetsTheConfiguredGroup(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("chown to another group needs root")
 	}
 	path := filepath.Join(t.TempDir(), "api.sock")
-	l, err := ListenUnix(path, SocketOptions{Group: "12345", Mode: 0o640})
+	l, err := Listen(path, Options{Group: "12345", Mode: 0o640})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,32 +73,5 @@ func TestListenUnix_SetsTheConfiguredGroup(t *testing.T) {
 	st := fi.Sys().(*syscall.Stat_t)
 	if st.Gid != 12345 || fi.Mode().Perm() != 0o640 {
 		t.Errorf("socket gid %d mode %v, want gid 12345 mode 0640", st.Gid, fi.Mode().Perm())
-	}
-}
-
-func TestNewServer_HasEveryTimeoutAndAHeaderLimit(t *testing.T) {
-	s := NewServer(http.NotFoundHandler())
-	if s.ReadHeaderTimeout <= 0 || s.ReadTimeout <= 0 || s.WriteTimeout <= 0 || s.IdleTimeout <= 0 || s.MaxHeaderBytes <= 0 {
-		t.Errorf("server limits = %+v; every timeout and the header limit must be set", s)
-	}
-}
-
-func TestServe_DrainsOnCancel(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "api.sock")
-	l, err := ListenUnix(path, SocketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, NewServer(http.NotFoundHandler()), l, time.Second) }()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Serve = %v, want a clean stop", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not stop")
 	}
 }
