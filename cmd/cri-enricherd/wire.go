@@ -42,27 +42,54 @@ func serve(ctx context.Context, cfg config.Config, logOut zapcore.WriteSyncer) e
 	log.Info("starting", zap.String("version", version), zap.Object("config", cfg))
 
 	m := metrics.New(metrics.BuildInfo{Version: version, Node: cfg.NodeName})
-	endpoint, err := findRuntime(ctx, cfg.Runtime.Endpoint, log)
-	if err != nil {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	// The probes answer from the start, alive and not ready, also while
+	// the daemon waits for a runtime socket to appear.
+	var d *daemon
+	built := make(chan struct{})
+	ready := func() bool {
+		select {
+		case <-built:
+			return d.syncer.Ready()
+		default:
+			return false
+		}
+	}
+	if err := serveMetrics(ctx, g, cfg, m, ready, log); err != nil {
 		return err
 	}
-	client, err := criclient.Dial(endpoint, criclient.Options{Timeout: cfg.Runtime.Timeout, ConnectTimeout: cfg.Runtime.ConnectTimeout, Observer: m})
+	client, d, err := connect(ctx, cfg, m, log)
 	if err != nil {
+		cancel()
+		_ = g.Wait()
 		return err
 	}
 	defer func() { _ = client.Close() }()
-	d, err := assemble(cfg, client, m, log)
-	if err != nil {
-		return err
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	if err := serveMetrics(ctx, g, cfg, m, d.syncer.Ready, log); err != nil {
-		return err
-	}
+	close(built)
 	d.start(ctx, g, cfg, client, m, log)
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// connect finds and dials the runtime and assembles the daemon over it.
+func connect(ctx context.Context, cfg config.Config, m *metrics.Metrics, log *zap.Logger) (*criclient.Client, *daemon, error) {
+	endpoint, err := findRuntime(ctx, cfg.Runtime.Endpoint, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := criclient.Dial(endpoint, criclient.Options{Timeout: cfg.Runtime.Timeout, ConnectTimeout: cfg.Runtime.ConnectTimeout, Observer: m})
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := assemble(cfg, client, m, log)
+	if err != nil {
+		_ = client.Close()
+		return nil, nil, err
+	}
+	return client, d, nil
 }
 
 // daemon holds the components between assembly and start.

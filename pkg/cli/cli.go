@@ -22,6 +22,7 @@ import (
 	"github.com/cri-enricherd/cri-enricherd/pkg/client"
 	"github.com/cri-enricherd/cri-enricherd/pkg/config"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/id"
 	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
 )
@@ -271,7 +272,7 @@ func getter(arg string) (fetcher, error) {
 		}
 		return podByIP(ip), nil
 	}
-	if !query.ValidID(arg) {
+	if !id.IsPrefix(arg) {
 		return nil, usagef("%q is not an ID (12 to 64 lowercase hex characters), pid:PID, cgroup:PATH, cgroupid:N or ip:ADDRESS", arg)
 	}
 	return one(func(ctx context.Context, c *client.Client) (enrich.Record, error) { return c.Container(ctx, arg) }), nil

@@ -2,26 +2,8 @@ package query
 
 import "strconv"
 
-const (
-	// MaxPID is the kernel's largest possible PID (PID_MAX_LIMIT, 2^22).
-	MaxPID = 1 << 22
-	// fullIDLen is the length of a full container or sandbox ID.
-	fullIDLen = 64
-)
-
-// ValidID says whether s can name a container: 12 to 64 lowercase hex.
-func ValidID(s string) bool {
-	if len(s) < 12 || len(s) > fullIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
+// MaxPID is the kernel's largest possible PID (PID_MAX_LIMIT, 2^22).
+const MaxPID = 1 << 22
 
 // ParsePID reads a PID as the HTTP API takes it: a decimal number from 1
 // to MaxPID.

@@ -13,6 +13,7 @@ import (
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/id"
 	"github.com/cri-enricherd/cri-enricherd/pkg/lookup"
 )
 
@@ -58,11 +59,11 @@ func New(records Records, resolver Resolver, pids PIDResolver, log *zap.Logger, 
 }
 
 // Container returns the record with this full ID or unique prefix.
-func (q *Query) Container(ctx context.Context, id string) (enrich.Record, error) {
-	if !ValidID(id) {
-		return enrich.Record{}, failf(CodeInvalid, "malformed id %q: want 12 to 64 lowercase hex characters", Truncate(id))
+func (q *Query) Container(ctx context.Context, ref string) (enrich.Record, error) {
+	if !id.IsPrefix(ref) {
+		return enrich.Record{}, failf(CodeInvalid, "malformed id %q: want 12 to 64 lowercase hex characters", Truncate(ref))
 	}
-	return q.find(ctx, id)
+	return q.find(ctx, ref)
 }
 
 // find answers from the cache, or looks a full ID up on demand.
@@ -161,7 +162,7 @@ func checkCgroupPath(path string) error {
 // ID is a prefix, as crictl prints them: it must name one sandbox (several
 // are a CodeAmbiguous error; none selects nothing).
 func (q *Query) Containers(f cache.Filter) ([]enrich.Record, error) {
-	if f.SandboxID != "" && len(f.SandboxID) < fullIDLen {
+	if f.SandboxID != "" && len(f.SandboxID) < id.Len {
 		id, err := q.sandboxByPrefix(f.SandboxID)
 		if err != nil || id == "" {
 			return []enrich.Record{}, err
@@ -210,8 +211,11 @@ type PodRecords struct {
 }
 
 // Pods groups the records f selects by pod, in the order of List (so by
-// namespace and pod name). Records without pod data belong to no pod and
-// are left out.
+// namespace and pod name). A pod is one item across its sandboxes, as in
+// Kubernetes (enrich.PodKey): a pod whose sandbox the kubelet re-created
+// shows its current sandbox (enrich.MoreCurrent) and the containers of
+// every sandbox it had, each naming its own. Records without pod data
+// belong to no pod and are left out.
 func (q *Query) Pods(f cache.Filter) []PodRecords {
 	f.ExcludeSandboxes = false
 	out := []PodRecords{}
@@ -220,27 +224,19 @@ func (q *Query) Pods(f cache.Filter) []PodRecords {
 		if rec.Pod == nil {
 			continue
 		}
-		key := podKey(rec.Pod)
+		key := enrich.PodKey(rec.Pod)
 		i, ok := index[key]
 		if !ok {
 			i = len(out)
 			index[key] = i
 			out = append(out, PodRecords{Pod: rec.Pod, Containers: []enrich.Record{}})
 		}
-		if rec.IsPodSandbox {
+		switch {
+		case !rec.IsPodSandbox:
+			out[i].Containers = append(out[i].Containers, rec)
+		case out[i].Sandbox == nil || enrich.MoreCurrent(rec.Pod, out[i].Sandbox.Pod):
 			out[i].Pod, out[i].Sandbox = rec.Pod, &rec
-			continue
 		}
-		out[i].Containers = append(out[i].Containers, rec)
 	}
 	return out
-}
-
-// podKey identifies a pod: by its sandbox, so that a pod recreated under
-// the same name is a separate item, or, without one, by UID and name.
-func podKey(p *enrich.Pod) string {
-	if p.SandboxID != "" {
-		return p.SandboxID
-	}
-	return p.UID + "/" + p.Namespace + "/" + p.Name
 }

@@ -87,3 +87,33 @@ func TestWatchError_GivesEachHubErrorItsCode(t *testing.T) {
 		t.Errorf("WatchError(context.Canceled) = %v, want it as is", err)
 	}
 }
+
+// A pod whose sandbox the kubelet re-created is one pod: its current
+// sandbox, and the containers of both sandboxes.
+func TestQuery_PodsIsOneItemPerPodAcrossItsSandboxes(t *testing.T) {
+	const (
+		oldSB = "dddddddddddd4444444444444444444444444444444444444444444444444444"
+		newSB = "eeeeeeeeeeee5555555555555555555555555555555555555555555555555555"
+		oldC  = "ffffffffffff6666666666666666666666666666666666666666666666666666"
+		newC  = "ffffffffffff7777777777777777777777777777777777777777777777777777"
+	)
+	c := cache.New()
+	old := &enrich.Pod{SandboxID: oldSB, UID: "u1", Name: "web-0", Namespace: "shop", State: "notready", Attempt: 0}
+	cur := &enrich.Pod{SandboxID: newSB, UID: "u1", Name: "web-0", Namespace: "shop", State: "ready", Attempt: 1, IP: "10.0.0.9"}
+	c.Put(enrich.Record{ID: newSB, ShortID: newSB[:12], IsPodSandbox: true, State: "ready", Pod: cur})
+	c.Put(enrich.Record{ID: oldSB, ShortID: oldSB[:12], IsPodSandbox: true, State: "notready", Pod: old})
+	c.Put(enrich.Record{ID: oldC, ShortID: oldC[:12], Name: "app", State: "exited", Pod: old})
+	c.Put(enrich.Record{ID: newC, ShortID: newC[:12], Name: "app", Attempt: 1, State: "running", Pod: cur})
+	q := New(c, nil, nil, zap.NewNop(), 0)
+	pods := q.Pods(cache.Filter{})
+	if len(pods) != 1 {
+		t.Fatalf("pods = %d items, want 1 for one pod UID", len(pods))
+	}
+	p := pods[0]
+	if p.Sandbox == nil || p.Sandbox.ID != newSB || p.Pod.SandboxID != newSB {
+		t.Errorf("sandbox = %+v, pod.sandbox_id = %s; want the current sandbox %s", p.Sandbox, p.Pod.SandboxID, newSB[:12])
+	}
+	if len(p.Containers) != 2 {
+		t.Errorf("containers = %d, want both sandboxes' 2", len(p.Containers))
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/id"
 )
 
 // ListOptions are the filters both APIs accept when listing containers or
@@ -25,7 +26,7 @@ type ListOptions struct {
 // Filter validates o and returns the cache filter for listing containers:
 // a selector key matches a container label or a pod label.
 func (o ListOptions) Filter() (cache.Filter, error) {
-	if o.SandboxID != "" && !ValidID(o.SandboxID) {
+	if o.SandboxID != "" && !id.IsPrefix(o.SandboxID) {
 		return cache.Filter{}, failf(CodeInvalid, "sandbox: malformed id %q", Truncate(o.SandboxID))
 	}
 	labels, err := ParseSelector(o.Selector)

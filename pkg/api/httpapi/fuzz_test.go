@@ -20,6 +20,7 @@ import (
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/id"
 	"github.com/cri-enricherd/cri-enricherd/pkg/lookup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 )
@@ -154,9 +155,9 @@ func checkAnswer(t *testing.T, target string, code int, contentType, body string
 
 func checkResolverAsked(t *testing.T, target string, res *fuzzResolver) {
 	t.Helper()
-	for _, id := range res.takeAsked() {
-		if len(id) != 64 || !query.ValidID(id) {
-			t.Fatalf("GET %q made an on-demand lookup of malformed id %q", target, id)
+	for _, asked := range res.takeAsked() {
+		if !id.IsFull(asked) {
+			t.Fatalf("GET %q made an on-demand lookup of malformed id %q", target, asked)
 		}
 	}
 }
@@ -171,12 +172,12 @@ func FuzzContainerID(f *testing.F) {
 		f.Add(seed)
 	}
 	h, res, _ := newFuzzHandler()
-	f.Fuzz(func(t *testing.T, id string) {
-		escaped := "/v1/containers/" + url.PathEscape(id)
+	f.Fuzz(func(t *testing.T, ref string) {
+		escaped := "/v1/containers/" + url.PathEscape(ref)
 		code, ct, body := serveFuzz(t, h, escaped)
 		if !muxAnswered(escaped, code, ct) {
 			checkAnswer(t, escaped, code, ct, body)
-			if !query.ValidID(id) && code != http.StatusBadRequest {
+			if !id.IsPrefix(ref) && code != http.StatusBadRequest {
 				t.Fatalf("GET %q with a malformed id = %d, want 400", escaped, code)
 			}
 		}
