@@ -76,7 +76,7 @@ BENCH_CLIENTS ?= 2 4 8
 BENCH_PKGS    := ./pkg/cache ./pkg/cgroup ./pkg/enrich ./pkg/api/httpapi ./pkg/api/grpcapi
 
 .PHONY: bench
-bench: deps build ## Go benchmarks, API load, fake-runtime scale run and real-runtime run (needs root); one table of figures beside their targets
+bench: deps build ## Go benchmarks, API load, fake-runtime scale run and runtime run (containerd 1.6, 2.4 and the fake in CRI-O mode; needs root); one table of figures beside their targets
 	@rm -rf $(BENCH_DIR); mkdir -p $(BENCH_DIR)
 	@echo "load average before: $$(cut -d' ' -f1-3 /proc/loadavg) (2 shared cores: the figures are only as quiet as the machine)"
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) $(BENCH_PKGS) | tee $(BENCH_DIR)/go-bench.txt

@@ -122,6 +122,19 @@ func TestRuntime_IDsAreDeterministicFullIDs(t *testing.T) {
 	}
 }
 
+func TestRuntime_AddPodTakesTheSandboxIDItIsGiven(t *testing.T) {
+	rt := fakecri.New()
+	want := fakecri.ID("chosen")
+	got, _ := rt.AddPod(fakecri.PodSpec{ID: want})
+	if got != want {
+		t.Errorf("AddPod = %s, want the given %s", got, want)
+	}
+	c := dial(t, rt.Start(t), time.Second)
+	if _, err := c.PodSandboxStatus(context.Background(), want); err != nil {
+		t.Errorf("PodSandboxStatus of the given ID: %v", err)
+	}
+}
+
 func TestRuntime_ListsAndStatusFollowTheLifecycle(t *testing.T) {
 	rt := fakecri.New()
 	sb, ids := rt.AddPod(fakecri.PodSpec{Containers: make([]fakecri.ContainerSpec, 2)})
@@ -153,6 +166,41 @@ func TestRuntime_ListsAndStatusFollowTheLifecycle(t *testing.T) {
 	}
 	if got := rt.CallsFor(fakecri.RPCContainerStatus, sb); got != 1 {
 		t.Errorf("CallsFor(ContainerStatus, sandbox) = %d, want 1", got)
+	}
+}
+
+func TestRuntime_CountsListsUnderTheirIDFilter(t *testing.T) {
+	rt := fakecri.New()
+	sb, ids := rt.AddPod(fakecri.PodSpec{Containers: make([]fakecri.ContainerSpec, 1)})
+	c := dial(t, rt.Start(t), time.Second)
+	ctx := context.Background()
+	for range 2 {
+		if _, err := c.ListContainers(ctx, &runtimeapi.ContainerFilter{Id: ids[0]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{Id: sb}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ListPodSandbox(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		rpc, id string
+		want    int
+	}{
+		{fakecri.RPCListContainers, ids[0], 2},
+		{fakecri.RPCListContainers, "", 0},
+		{fakecri.RPCListPodSandbox, sb, 1},
+		{fakecri.RPCListPodSandbox, "", 1},
+	}
+	for _, tt := range tests {
+		if got := rt.CallsFor(tt.rpc, tt.id); got != tt.want {
+			t.Errorf("CallsFor(%s, %.12q) = %d, want %d", tt.rpc, tt.id, got, tt.want)
+		}
+	}
+	if got := rt.Calls(fakecri.RPCListContainers) + rt.Calls(fakecri.RPCListPodSandbox); got != 4 {
+		t.Errorf("Calls of both Lists = %d, want 4", got)
 	}
 }
 

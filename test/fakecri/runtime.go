@@ -40,6 +40,7 @@ const (
 // defaults.
 type PodSpec struct {
 	Name, Namespace, UID string            // default pod-<n>, "default", a deterministic UUID
+	ID                   string            // the sandbox's ID; default a deterministic one (a caller that makes the cgroup first needs it before AddPod)
 	Labels               map[string]string // the pod's labels; default app and pod-template-hash
 	Annotations          map[string]string // extra pod annotations
 	HostNetwork          bool              // no CNI result and no pod IP
@@ -141,7 +142,7 @@ func (r *Runtime) AddPod(spec PodSpec) (sandboxID string, containerIDs []string)
 	n := r.seq
 	spec = podDefaults(spec, n)
 	sb := &sandbox{
-		id: ID(fmt.Sprintf("sandbox/%d", n)), spec: spec,
+		id: spec.ID, spec: spec,
 		state: runtimeapi.PodSandboxState_SANDBOX_READY, createdAt: time.Now().UnixNano(),
 		pid: 10000 + n,
 	}
@@ -168,6 +169,9 @@ func podDefaults(spec PodSpec, n int) PodSpec {
 	}
 	if spec.UID == "" {
 		spec.UID = podUID(fmt.Sprint(n))
+	}
+	if spec.ID == "" {
+		spec.ID = ID(fmt.Sprintf("sandbox/%d", n))
 	}
 	spec.Labels, spec.Annotations = maps.Clone(spec.Labels), maps.Clone(spec.Annotations) // the caller keeps its maps
 	if spec.Labels == nil {
@@ -328,11 +332,20 @@ func (r *Runtime) Calls(rpc string) int {
 }
 
 // CallsFor returns how many times rpc was called for one container or
-// sandbox ID.
+// sandbox ID: the ID of a status call, the ID filter of a List call (""
+// for a List of the whole node), as harness.CRIProxy counts them.
 func (r *Runtime) CallsFor(rpc, id string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.callsFor[callKey{rpc, id}]
+}
+
+// countList counts a List call under its ID filter for CallsFor. It is
+// apart from enter, whose injected faults see "" for every List.
+func (r *Runtime) countList(rpc, filterID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.callsFor[callKey{rpc, filterID}]++
 }
 
 // ResetCalls forgets every call count.

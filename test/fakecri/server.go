@@ -132,6 +132,7 @@ func (s *server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 // filter's ID, state, sandbox and label selector.
 func (s *server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
 	r := s.r
+	r.countList(RPCListContainers, req.GetFilter().GetId())
 	if err := r.enter(ctx, RPCListContainers, ""); err != nil {
 		return nil, err
 	}
@@ -163,6 +164,7 @@ func (s *server) ListContainers(ctx context.Context, req *runtimeapi.ListContain
 // filter's ID, state and label selector.
 func (s *server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
 	r := s.r
+	r.countList(RPCListPodSandbox, req.GetFilter().GetId())
 	if err := r.enter(ctx, RPCListPodSandbox, ""); err != nil {
 		return nil, err
 	}

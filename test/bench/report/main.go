@@ -1,5 +1,6 @@
 // Command report gathers what `make bench` measured into one table: every
-// figure beside its target from issue 7 and whether it meets it.
+// figure beside its target (issues 7 and 12) and whether it meets it, and
+// the real-runtime run's CRI calls per container by RPC.
 //
 // It reads, from -dir: go-bench.txt (go test -bench output, several
 // -count runs, read by golang.org/x/perf/benchfmt; each figure is the
@@ -58,6 +59,11 @@ func run() error {
 	} else {
 		printTable(os.Stdout, rows)
 	}
+	if runtimeJSON := filepath.Join(*dir, "runtime.json"); exists(runtimeJSON) {
+		if err := printCalls(os.Stdout, runtimeJSON, *markdown); err != nil {
+			return fmt.Errorf("runtime.json: %w", err)
+		}
+	}
 	fmt.Printf("\nmachine: %s\n", machine())
 	if len(missing) > 0 {
 		fmt.Printf("not measured (no %s in %s)\n", strings.Join(missing, ", "), *dir)
@@ -115,6 +121,11 @@ func printMarkdown(w io.Writer, rows []row) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.area, r.figure, r.measured, dash(r.target), v)
 	}
+}
+
+func exists(file string) bool {
+	_, err := os.Stat(file)
+	return err == nil
 }
 
 func dash(s string) string {

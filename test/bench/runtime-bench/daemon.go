@@ -14,9 +14,11 @@ import (
 type daemon struct{ *daemonproc.Process }
 
 // startDaemon runs the daemon with its periodic relist out of the way, so
-// the calls counted are those the creations caused.
-func startDaemon(bin, endpoint string) (*daemon, error) {
-	p, err := daemonproc.Start(daemonproc.Options{Binary: bin, Endpoint: endpoint, Args: []string{"--runtime-relist-interval", "1h"}})
+// the calls counted are those the creations caused, and the runtime's own
+// flags after.
+func startDaemon(bin, endpoint string, args []string) (*daemon, error) {
+	p, err := daemonproc.Start(daemonproc.Options{Binary: bin, Endpoint: endpoint,
+		Args: append([]string{"--runtime-relist-interval", "1h"}, args...)})
 	if err != nil {
 		return nil, err
 	}
@@ -36,6 +38,26 @@ func (d *daemon) waitReady(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
+// waitEventSource waits until the daemon has settled on its source of
+// lookups: a runtime whose stream ends at once with EOF is only taken for
+// one without events after a few quick ends (and a resync after each), and
+// the run measures the steady state, not that start.
+func (d *daemon) waitEventSource(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		m, err := d.scrape()
+		if err == nil && eventSource(m) != "unknown" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no event source reported: %w (last scrape: %v)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // served reports whether the API serves a record for the ID from its cache
 // alone: a 63-character prefix never triggers an on-demand lookup, so this
 // measures the daemon's own pipeline, not the benchmark's questions.
@@ -48,11 +70,6 @@ func (d *daemon) served(id string) (enrich.Record, bool) {
 func (d *daemon) scrape() (promtext.Samples, error) {
 	m, _, err := d.Scrape()
 	return m, err
-}
-
-func statusCalls(m promtext.Samples) float64 {
-	return m.Sum("cri_enricherd_cri_requests_total", `rpc="ContainerStatus"`) +
-		m.Sum("cri_enricherd_cri_requests_total", `rpc="PodSandboxStatus"`)
 }
 
 func eventSource(m promtext.Samples) string {
