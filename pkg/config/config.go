@@ -6,8 +6,8 @@ import (
 )
 
 // Config is the complete, typed configuration of one cri-enricherd process.
-// The yaml tags spell the public key names (see Reference); Load never
-// decodes through them, but the drift test reads them.
+// The yaml tags spell the public key names (see Reference): the key table
+// finds each field through them, though the file is not decoded with them.
 type Config struct {
 	Runtime  RuntimeConfig `yaml:"runtime"`
 	Cgroup   CgroupConfig  `yaml:"cgroup"`

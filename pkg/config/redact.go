@@ -1,6 +1,7 @@
 package config
 
 import (
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -18,16 +19,16 @@ func (c Config) Redacted() map[string]any {
 func redact(sets []setting, c Config) map[string]any {
 	out := make(map[string]any, len(sets))
 	for _, s := range sets {
-		out[s.key] = displayValue(s, &c)
+		out[s.key] = redactedDisplay(s, &c)
 	}
 	return out
 }
 
-func displayValue(s setting, c *Config) any {
+func redactedDisplay(s setting, c *Config) any {
 	if s.secret && s.text(c) != "" {
 		return redactedValue
 	}
-	return s.display(c)
+	return displayValue(s.field(c))
 }
 
 // MarshalLogObject logs the redacted configuration in key-table order, so
@@ -36,35 +37,11 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return marshalSettings(settings(), c, enc)
 }
 
+// marshalSettings adds each value with zap's field for its type (string,
+// int, float, bool or string list).
 func marshalSettings(sets []setting, c Config, enc zapcore.ObjectEncoder) error {
 	for _, s := range sets {
-		switch v := displayValue(s, &c).(type) {
-		case string:
-			enc.AddString(s.key, v)
-		case int:
-			enc.AddInt(s.key, v)
-		case bool:
-			enc.AddBool(s.key, v)
-		case float64:
-			enc.AddFloat64(s.key, v)
-		case []string:
-			if err := enc.AddArray(s.key, stringArray(v)); err != nil {
-				return err
-			}
-		default:
-			if err := enc.AddReflected(s.key, v); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-type stringArray []string
-
-func (a stringArray) MarshalLogArray(enc zapcore.ArrayEncoder) error {
-	for _, s := range a {
-		enc.AppendString(s)
+		zap.Any(s.key, redactedDisplay(s, &c)).AddTo(enc)
 	}
 	return nil
 }
