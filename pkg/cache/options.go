@@ -1,10 +1,6 @@
 package cache
 
-import (
-	"time"
-
-	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
-)
+import "time"
 
 // DefaultCapacity is the number of records (containers, sandboxes and deleted
 // records together) a Cache holds before it evicts.
@@ -20,7 +16,6 @@ type options struct {
 	capacity int
 	grace    time.Duration
 	now      func() time.Time
-	onEvict  func(enrich.Record)
 }
 
 func defaultOptions() options {
@@ -50,12 +45,4 @@ func WithClock(now func() time.Time) Option {
 			o.now = now
 		}
 	}
-}
-
-// WithOnEvict registers fn to be called, outside the cache lock, with every
-// record evicted because the cache was full. Expiry and Delete are not
-// evictions. fn runs on the writing goroutine, possibly concurrently for
-// concurrent writers, so it must be safe for that and must not block.
-func WithOnEvict(fn func(rec enrich.Record)) Option {
-	return func(o *options) { o.onEvict = fn }
 }
