@@ -104,8 +104,10 @@ func (s *session) loop(ctx context.Context, tick <-chan time.Time, batches <-cha
 		case <-tick:
 			s.rescan()
 		case events := <-batches:
-			if err := s.handleAll(events); err != nil {
-				return err
+			for _, ev := range events {
+				if err := s.handle(ev); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -158,15 +160,6 @@ func decodeEvents(buf []byte) ([]inotifyEvent, error) {
 		buf = buf[end:]
 	}
 	return events, nil
-}
-
-func (s *session) handleAll(events []inotifyEvent) error {
-	for _, ev := range events {
-		if err := s.handle(ev); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // handle applies one inotify event. A directory that appears is scanned

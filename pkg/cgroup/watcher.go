@@ -137,19 +137,6 @@ func (w *Watcher) Ready() <-chan struct{} {
 	return w.ready
 }
 
-// Snapshot returns an Added event for every container cgroup known now,
-// sorted by path.
-func (w *Watcher) Snapshot() []Event {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	events := make([]Event, 0, len(w.known))
-	for path, k := range w.known {
-		events = append(events, Event{Kind: Added, Path: path, Ref: k.ref, CgroupID: k.id})
-	}
-	slices.SortFunc(events, func(a, b Event) int { return cmp.Compare(a.Path, b.Path) })
-	return events
-}
-
 // Run emits Added for every existing container cgroup, then follows the tree
 // until ctx is done, and returns nil then. emit is called from Run's
 // goroutine, one event at a time; a slow emit delays inotify reading (an
