@@ -51,7 +51,6 @@ type Options struct {
 type Client struct {
 	conn     *grpc.ClientConn
 	rs       runtimeapi.RuntimeServiceClient
-	endpoint string
 	timeout  time.Duration
 	observer Observer
 
@@ -76,7 +75,7 @@ func Dial(endpoint string, opts Options) (*Client, error) {
 	if opts.MaxReconnectDelay <= 0 {
 		opts.MaxReconnectDelay = 5 * time.Second
 	}
-	c := &Client{endpoint: target, timeout: opts.Timeout, observer: opts.Observer}
+	c := &Client{timeout: opts.Timeout, observer: opts.Observer}
 	bo := backoff.DefaultConfig
 	bo.MaxDelay = opts.MaxReconnectDelay
 	// gRPC gives a connection attempt max(MinConnectTimeout, the current
@@ -124,9 +123,6 @@ func Detect(endpoints []string) (string, error) {
 	}
 	return "", fmt.Errorf("no runtime socket found among %s", strings.Join(endpoints, ", "))
 }
-
-// Endpoint is the gRPC target this client talks to.
-func (c *Client) Endpoint() string { return c.endpoint }
 
 // Close closes the gRPC channel.
 func (c *Client) Close() error { return c.conn.Close() }
@@ -274,21 +270,6 @@ func (c *Client) ObserveStreamEnd(err error, took time.Duration) {
 	c.observe("GetContainerEvents", err, took)
 }
 
-// WaitConnState blocks until the channel's connectivity changes from the
-// state last seen, and reports whether the channel is now ready. It lets the
-// daemon follow the runtime's health without sending a single RPC.
-func (c *Client) WaitConnState(ctx context.Context, last connectivity.State) (connectivity.State, bool) {
-	if last == connectivity.Idle {
-		c.conn.Connect()
-	}
-	c.conn.WaitForStateChange(ctx, last)
-	s := c.conn.GetState()
-	return s, s == connectivity.Ready
-}
-
-// ConnState is the channel's current connectivity state.
-func (c *Client) ConnState() connectivity.State { return c.conn.GetState() }
-
 // WatchHealth follows the channel's connectivity until ctx ends and tells
 // up each time the runtime becomes reachable or unreachable. It keeps the
 // channel connecting, so a restarted runtime is noticed within the
@@ -296,12 +277,15 @@ func (c *Client) ConnState() connectivity.State { return c.conn.GetState() }
 func (c *Client) WatchHealth(ctx context.Context, up func(bool)) {
 	state := c.conn.GetState()
 	for ctx.Err() == nil {
-		var ready bool
-		state, ready = c.WaitConnState(ctx, state)
-		switch {
-		case ready:
+		if state == connectivity.Idle {
+			c.conn.Connect()
+		}
+		c.conn.WaitForStateChange(ctx, state)
+		state = c.conn.GetState()
+		switch state {
+		case connectivity.Ready:
 			up(true)
-		case state == connectivity.TransientFailure || state == connectivity.Shutdown:
+		case connectivity.TransientFailure, connectivity.Shutdown:
 			up(false)
 		}
 	}
