@@ -10,6 +10,6 @@
 //
 // The key table in keys.go is the single source of truth: flags, environment
 // variable names, the README reference (Reference) and the effective-config
-// log line (Redacted) are all generated from it, and a test checks that it
+// log line (MarshalLogObject) are all generated from it, and a test checks that it
 // covers every field of Config.
 package config

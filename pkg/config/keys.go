@@ -16,7 +16,7 @@ const envPrefix = "CRI_ENRICHERD_"
 type setting struct {
 	key      string
 	usage    string
-	secret   bool     // masked by Redacted when non-empty
+	secret   bool     // masked in the log line when non-empty
 	extraEnv []string // also read, with lower priority than the CRI_ENRICHERD_ name
 }
 
