@@ -27,6 +27,10 @@ const maxMsgSize = 16 << 20
 // (ResourceExhausted, counted) instead of silently.
 const maxListMsgSize = 256 << 20
 
+// maxReconnectDelay caps gRPC's reconnect backoff, so the daemon notices a
+// restarted runtime within seconds.
+const maxReconnectDelay = 5 * time.Second
+
 // Observer receives one observation per finished RPC. The metrics package
 // implements it; tests may record calls.
 type Observer interface {
@@ -40,9 +44,6 @@ type Options struct {
 	// ConnectTimeout bounds one attempt to connect to the socket (default
 	// the RPC timeout).
 	ConnectTimeout time.Duration
-	// MaxReconnectDelay caps gRPC's reconnect backoff (default 5s), so the
-	// daemon notices a restarted runtime within seconds.
-	MaxReconnectDelay time.Duration
 	// Observer is told about every RPC; nil observes nothing.
 	Observer Observer
 }
@@ -72,12 +73,9 @@ func Dial(endpoint string, opts Options) (*Client, error) {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = opts.Timeout
 	}
-	if opts.MaxReconnectDelay <= 0 {
-		opts.MaxReconnectDelay = 5 * time.Second
-	}
 	c := &Client{timeout: opts.Timeout, observer: opts.Observer}
 	bo := backoff.DefaultConfig
-	bo.MaxDelay = opts.MaxReconnectDelay
+	bo.MaxDelay = maxReconnectDelay
 	// gRPC gives a connection attempt max(MinConnectTimeout, the current
 	// backoff), and the first backoff is BaseDelay (1s): without this a
 	// connect timeout under a second would be a second.
