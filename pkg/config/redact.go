@@ -11,8 +11,8 @@ const redactedValue = "[REDACTED]"
 // MarshalLogObject logs the effective configuration in key-table order,
 // keyed by public key name, with durations and modes as a user would write
 // them and secret settings masked, so zap.Object("config", cfg) gives one
-// readable start-up line. No setting is secret today; marking one in the
-// key table is all it takes.
+// readable start-up line. No setting is secret today; a secret:"true" tag
+// on its field is all it takes.
 func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return marshalSettings(settings(), c, enc)
 }
