@@ -8,6 +8,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -356,7 +357,7 @@ func newEventPrinter(w io.Writer, format string) *eventPrinter {
 // SYNCED, so that it is aligned as one block, like kubectl get --watch.
 func (p *eventPrinter) print(ev watch.Event) error {
 	if p.format == "json" {
-		return writeJSONLine(p.w, ev)
+		return json.NewEncoder(p.w).Encode(ev)
 	}
 	if ev.Type == watch.Synced {
 		p.table.header() // even when there is no record yet
