@@ -21,18 +21,12 @@ import (
 // completes "<key>: <value> ...".
 func decode(field reflect.Value, raw any) error {
 	parsed := reflect.New(field.Type())
-	list, isList := parsed.Interface().(*[]string)
-	s, isText := raw.(string)
-	items, isItems := raw.([]any)
 	var err error
-	switch {
-	case isText:
+	if list, ok := parsed.Interface().(*[]string); ok {
+		err = parseList(list, raw)
+	} else if s, ok := raw.(string); ok {
 		err = parseText(parsed.Interface(), s)
-	case isList && isItems:
-		err = parseItems(list, items)
-	case isList:
-		err = errors.New("must be a list of strings")
-	default:
+	} else {
 		err = fmt.Errorf("must be a single %s value", typeNameOf(field.Type()))
 	}
 	if err == nil {
@@ -70,15 +64,6 @@ func parseText(ptr any, s string) error {
 			return errors.New(`must be an octal file mode such as "0660"`)
 		}
 		*p = os.FileMode(m)
-	case *[]string:
-		// Comma-separated from the environment and flags (repeated flags
-		// are joined with commas first).
-		*p = nil
-		for item := range strings.SplitSeq(s, ",") {
-			if item = strings.TrimSpace(item); item != "" {
-				*p = append(*p, item)
-			}
-		}
 	case *EventsMode:
 		*p = EventsMode(s)
 	case *string:
@@ -89,16 +74,29 @@ func parseText(ptr any, s string) error {
 	return nil
 }
 
-func parseItems(p *[]string, items []any) error {
-	*p = make([]string, 0, len(items))
-	for _, item := range items {
-		s, ok := item.(string)
-		if !ok {
-			return errors.New("must be a list of strings")
+// parseList reads a YAML sequence of strings, or comma-separated text from
+// the environment and flags (repeated flags are joined with commas first).
+func parseList(p *[]string, raw any) error {
+	switch v := raw.(type) {
+	case string:
+		for item := range strings.SplitSeq(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				*p = append(*p, item)
+			}
 		}
-		*p = append(*p, s)
+		return nil
+	case []any:
+		*p = make([]string, 0, len(v))
+		for _, item := range v {
+			s, ok := item.(string)
+			if !ok {
+				return errors.New("must be a list of strings")
+			}
+			*p = append(*p, s)
+		}
+		return nil
 	}
-	return nil
+	return errors.New("must be a list of strings")
 }
 
 // formatValue renders a field as a user would write it.
