@@ -308,9 +308,6 @@ func (w *Watcher) Next(ctx context.Context) (Event, error) {
 	}
 }
 
-// Buffered returns how many events wait in the watcher's buffer.
-func (w *Watcher) Buffered() int { return len(w.events) }
-
 // Close stops the watcher and frees its place. It is idempotent.
 func (w *Watcher) Close() {
 	h := w.hub
