@@ -26,20 +26,14 @@ const (
 	Removed
 )
 
+var changeKindNames = [...]string{Added: "added", Updated: "updated", Deleted: "deleted", Removed: "removed"}
+
 // String returns the lowercase name of k, for logs and API payloads.
 func (k ChangeKind) String() string {
-	switch k {
-	case Added:
-		return "added"
-	case Updated:
-		return "updated"
-	case Deleted:
-		return "deleted"
-	case Removed:
-		return "removed"
-	default:
+	if k < Added || k > Removed {
 		return "unknown"
 	}
+	return changeKindNames[k]
 }
 
 // Change is one change to the cache. Record is the record after the change,
