@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -54,9 +54,7 @@ type Client struct {
 	rs       runtimeapi.RuntimeServiceClient
 	timeout  time.Duration
 	observer Observer
-
-	mu      sync.RWMutex
-	version *runtimeapi.VersionResponse
+	version  atomic.Pointer[runtimeapi.VersionResponse] // the last Version answer
 }
 
 // Dial creates a client for endpoint ("unix:///path" or "/path"). It does
@@ -189,21 +187,12 @@ func (c *Client) Version(ctx context.Context) (*runtimeapi.VersionResponse, erro
 	if err != nil {
 		return nil, fmt.Errorf("version: %w", err)
 	}
-	c.mu.Lock()
-	c.version = v
-	c.mu.Unlock()
+	c.version.Store(v)
 	return v, nil
 }
 
 // RuntimeName is the runtime's name from the last Version answer, or "".
-func (c *Client) RuntimeName() string {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.version == nil {
-		return ""
-	}
-	return c.version.GetRuntimeName()
-}
+func (c *Client) RuntimeName() string { return c.version.Load().GetRuntimeName() }
 
 // ContainerStatus asks for one container's verbose status.
 func (c *Client) ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatusResponse, error) {
