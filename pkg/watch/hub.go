@@ -200,8 +200,9 @@ func (h *Hub) Watch(resume uint64) (*Watcher, error) {
 		live = append(live, rec)
 	}
 	h.mu.Unlock()
-	// Sorting outside the lock keeps the notification path short.
-	sortRecords(live)
+	// Sorting outside the lock keeps the notification path short; the
+	// order is cache.List's.
+	slices.SortFunc(live, enrich.Compare)
 	w.initial = make([]Event, 0, len(live)+1)
 	for _, rec := range live {
 		w.initial = append(w.initial, Event{Type: Added, Record: rec})
@@ -266,9 +267,6 @@ func (h *Hub) Revision() uint64 {
 	defer h.mu.Unlock()
 	return h.rev
 }
-
-// sortRecords orders records like cache.List (enrich.Compare).
-func sortRecords(recs []*enrich.Record) { slices.SortFunc(recs, enrich.Compare) }
 
 // errStopped is what Next returns after the watcher's own Close.
 var errStopped = errors.New("watcher closed")
