@@ -43,7 +43,7 @@ type Cache struct {
 // New returns an empty cache.
 func New(opts ...Option) *Cache {
 	c := &Cache{
-		opts:          defaultOptions(),
+		opts:          options{capacity: DefaultCapacity, grace: DefaultGracePeriod, now: time.Now},
 		byID:          make(map[string]*entry),
 		byPrefix:      make(map[string]*entry),
 		prefixClashes: make(map[string][]*entry),

@@ -18,10 +18,6 @@ type options struct {
 	now      func() time.Time
 }
 
-func defaultOptions() options {
-	return options{capacity: DefaultCapacity, grace: DefaultGracePeriod, now: time.Now}
-}
-
 // WithCapacity bounds the number of records held. Values below 1 keep
 // DefaultCapacity; range checks belong to configuration, not here.
 func WithCapacity(n int) Option {
