@@ -90,7 +90,7 @@ func New(src Source, opts Options) *Hub {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.rev = h.base + rev
-	h.ring = newRing(opts.Replay, h.rev)
+	h.ring = ring{buf: make([]Event, opts.Replay), floor: h.rev}
 	for i := range records {
 		if records[i].DeletedAt == nil {
 			h.live[records[i].ID] = &records[i]
