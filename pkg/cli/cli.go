@@ -68,7 +68,7 @@ func Run(ctx context.Context, args []string, stdio IO) int {
 		return usageError(stdio, args[0], err)
 	}
 	if help, _ := fs.GetBool("help"); help {
-		printHelp(stdio.Stdout, cmd, fs)
+		_, _ = fmt.Fprintf(stdio.Stdout, "Usage: %s\n\n%s\nFlags:\n%s\n%s", cmd.usage, cmd.about, fs.FlagUsages(), exitHelp)
 		return ExitOK
 	}
 	socket, _ := fs.GetString("socket")
@@ -161,10 +161,6 @@ func socketSetting(environ []string) (env, socket string) {
 
 func outputFlag(fs *pflag.FlagSet, def, allowed string) {
 	fs.StringP("output", "o", def, "output format: "+allowed)
-}
-
-func printHelp(w io.Writer, cmd command, fs *pflag.FlagSet) {
-	_, _ = fmt.Fprintf(w, "Usage: %s\n\n%s\nFlags:\n%s\n%s", cmd.usage, cmd.about, fs.FlagUsages(), exitHelp)
 }
 
 // usageErr is a command line the command cannot run.
