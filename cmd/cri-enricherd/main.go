@@ -35,15 +35,11 @@ func run(args []string) int {
 		return cli.Run(ctx, args, cli.IO{Environ: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr})
 	}
 	cfg, err := config.Load(args, os.Environ())
-	var invalid *config.ValidationError
 	switch {
 	case errors.Is(err, config.ErrHelp):
 		fmt.Print(config.Usage("cri-enricherd"))
 		return 0
-	case errors.As(err, &invalid):
-		fmt.Fprintf(os.Stderr, "cri-enricherd: %v\n", err)
-		return 2
-	case err != nil:
+	case err != nil: // a *config.ValidationError or unreadable input
 		fmt.Fprintf(os.Stderr, "cri-enricherd: %v\n", err)
 		return 2
 	}

@@ -43,7 +43,7 @@ type Cache struct {
 // New returns an empty cache.
 func New(opts ...Option) *Cache {
 	c := &Cache{
-		opts:          defaultOptions(),
+		opts:          options{capacity: DefaultCapacity, grace: DefaultGracePeriod, now: time.Now},
 		byID:          make(map[string]*entry),
 		byPrefix:      make(map[string]*entry),
 		prefixClashes: make(map[string][]*entry),
@@ -71,7 +71,6 @@ func (c *Cache) Put(rec enrich.Record) {
 	if rec.ID == "" {
 		return
 	}
-	var evicted []enrich.Record
 	c.mu.Lock()
 	c.expireDueLocked()
 	if e, ok := c.byID[rec.ID]; ok {
@@ -79,7 +78,7 @@ func (c *Cache) Put(rec enrich.Record) {
 		c.writeLocked(e, rec)
 	} else {
 		for len(c.byID) >= c.opts.capacity {
-			evicted = append(evicted, c.evictLocked())
+			c.evictLocked()
 		}
 		rec, seq := c.claimedLocked(c.withSandboxLocked(enrich.Advance(enrich.Record{}, rec)))
 		c.insertLocked(rec, seq)
@@ -87,7 +86,6 @@ func (c *Cache) Put(rec enrich.Record) {
 		c.followLocked(rec)
 	}
 	c.unlockAndPublish()
-	c.notifyEvicted(evicted)
 }
 
 // Update replaces the record with exactly this ID by fn's result, atomically:
@@ -368,7 +366,7 @@ func removeEntry(list []*entry, e *entry) []*entry {
 
 // evictLocked removes one record to make room: a deleted one if any, since
 // it is on its way out anyway, otherwise the least recently used.
-func (c *Cache) evictLocked() enrich.Record {
+func (c *Cache) evictLocked() {
 	victim := c.recency.back()
 	if len(c.deleted) > 0 {
 		victim = c.deleted[0]
@@ -376,7 +374,6 @@ func (c *Cache) evictLocked() enrich.Record {
 	c.removeLocked(victim)
 	c.evictions.Add(1)
 	c.emitLocked(Removed, victim.rec)
-	return victim.rec
 }
 
 // expireDueLocked applies the grace period lazily. It reads the clock only
@@ -396,13 +393,4 @@ func (c *Cache) expireLocked(now time.Time) int {
 		n++
 	}
 	return n
-}
-
-func (c *Cache) notifyEvicted(evicted []enrich.Record) {
-	if c.opts.onEvict == nil {
-		return
-	}
-	for _, rec := range evicted {
-		c.opts.onEvict(rec)
-	}
 }

@@ -1,10 +1,6 @@
 package cache
 
-import (
-	"time"
-
-	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
-)
+import "time"
 
 // DefaultCapacity is the number of records (containers, sandboxes and deleted
 // records together) a Cache holds before it evicts.
@@ -20,11 +16,6 @@ type options struct {
 	capacity int
 	grace    time.Duration
 	now      func() time.Time
-	onEvict  func(enrich.Record)
-}
-
-func defaultOptions() options {
-	return options{capacity: DefaultCapacity, grace: DefaultGracePeriod, now: time.Now}
 }
 
 // WithCapacity bounds the number of records held. Values below 1 keep
@@ -50,12 +41,4 @@ func WithClock(now func() time.Time) Option {
 			o.now = now
 		}
 	}
-}
-
-// WithOnEvict registers fn to be called, outside the cache lock, with every
-// record evicted because the cache was full. Expiry and Delete are not
-// evictions. fn runs on the writing goroutine, possibly concurrently for
-// concurrent writers, so it must be safe for that and must not block.
-func WithOnEvict(fn func(rec enrich.Record)) Option {
-	return func(o *options) { o.onEvict = fn }
 }

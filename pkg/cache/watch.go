@@ -26,20 +26,14 @@ const (
 	Removed
 )
 
+var changeKindNames = [...]string{Added: "added", Updated: "updated", Deleted: "deleted", Removed: "removed"}
+
 // String returns the lowercase name of k, for logs and API payloads.
 func (k ChangeKind) String() string {
-	switch k {
-	case Added:
-		return "added"
-	case Updated:
-		return "updated"
-	case Deleted:
-		return "deleted"
-	case Removed:
-		return "removed"
-	default:
+	if k < Added || k > Removed {
 		return "unknown"
 	}
+	return changeKindNames[k]
 }
 
 // Change is one change to the cache. Record is the record after the change,
@@ -76,19 +70,10 @@ func (c *Cache) Subscribe(fn func(Change)) (unsubscribe func()) {
 	return c.subscribeLocked(fn)
 }
 
-// Snapshot returns every record, deleted ones included, sorted like List, and
-// the revision it reflects: it contains exactly the changes up to rev.
-func (c *Cache) Snapshot() (records []enrich.Record, rev uint64) {
-	c.mu.Lock()
-	records, rev = c.allLocked(), c.revision
-	c.mu.Unlock()
-	sortRecords(records)
-	return records, rev
-}
-
-// SnapshotAndSubscribe is Snapshot and Subscribe done atomically: fn receives
-// exactly the changes with a revision above rev, so a watcher that applies
-// them to records misses nothing and sees nothing twice.
+// SnapshotAndSubscribe returns every record, deleted ones included, sorted
+// like List, and the revision they reflect, and subscribes fn atomically:
+// fn receives exactly the changes with a revision above rev, so a watcher
+// that applies them to records misses nothing and sees nothing twice.
 func (c *Cache) SnapshotAndSubscribe(fn func(Change)) (records []enrich.Record, rev uint64, unsubscribe func()) {
 	c.mu.Lock()
 	records, rev = c.allLocked(), c.revision

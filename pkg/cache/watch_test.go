@@ -172,7 +172,8 @@ func TestCache_SnapshotAndSubscribeMissesNothingUnderConcurrentWriters(t *testin
 	close(subscribed)
 	writers.Wait()
 
-	final, finalRev := c.Snapshot()
+	final, finalRev, unsubscribeFinal := c.SnapshotAndSubscribe(func(Change) {})
+	unsubscribeFinal()
 	state := watchedState{}
 	for _, r := range records {
 		state[r.ID] = r
@@ -310,7 +311,8 @@ func TestCache_ReadsNeverPublishChangesOnlyWritesDo(t *testing.T) {
 	}
 	c.List(Filter{IncludeDeleted: true})
 	c.Counts()
-	c.Snapshot()
+	_, _, unsubscribeSnapshot := c.SnapshotAndSubscribe(func(Change) {})
+	unsubscribeSnapshot()
 	if len(got) != 0 {
 		t.Fatalf("reads published %d changes, want none: a reader may hold another component's lock", len(got))
 	}

@@ -23,17 +23,14 @@ const (
 	ModeV1
 )
 
+var modeNames = [...]string{ModeV2: "v2", ModeHybrid: "hybrid", ModeV1: "v1"}
+
 // String returns "v2", "hybrid" or "v1", fit for a metric label.
 func (m Mode) String() string {
-	switch m {
-	case ModeV2:
-		return "v2"
-	case ModeHybrid:
-		return "hybrid"
-	case ModeV1:
-		return "v1"
+	if m < ModeV2 || m > ModeV1 {
+		return "unknown"
 	}
-	return "unknown"
+	return modeNames[m]
 }
 
 // Hierarchy is the cgroup tree a watcher should watch.

@@ -2,12 +2,14 @@ package cgroup
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,17 +34,25 @@ type inotifyEvent struct {
 	name string
 }
 
-// session is one Run of a Watcher: the inotify instance and the two-way map
-// between watch descriptors and the directories they watch. Only Run's
-// goroutine touches it; the reader goroutine only reads the file.
+// knownCgroup is a reported container cgroup.
+type knownCgroup struct {
+	ref Ref
+	id  uint64
+}
+
+// session is one Run of a Watcher: the inotify instance, the two-way map
+// between watch descriptors and the directories they watch, and the
+// containers reported. Only Run's goroutine touches it, so it needs no
+// lock; the reader goroutine only reads the file.
 type session struct {
 	w         *Watcher
 	fd        int
 	file      *os.File
 	emit      func(Event)
-	dirs      map[string]int // relative path -> watch descriptor
-	paths     map[int]string // watch descriptor -> relative path
-	unwatched int            // directories whose watch failed since the last summary
+	dirs      map[string]int         // relative path -> watch descriptor
+	paths     map[int]string         // watch descriptor -> relative path
+	known     map[string]knownCgroup // container-level path -> what was reported
+	unwatched int                    // directories whose watch failed since the last summary
 }
 
 // open creates a non-blocking inotify instance. Wrapping it in an os.File
@@ -59,6 +69,7 @@ func (w *Watcher) open(emit func(Event)) (*session, error) {
 		emit:  emit,
 		dirs:  make(map[string]int),
 		paths: make(map[int]string),
+		known: make(map[string]knownCgroup),
 	}, nil
 }
 
@@ -104,8 +115,10 @@ func (s *session) loop(ctx context.Context, tick <-chan time.Time, batches <-cha
 		case <-tick:
 			s.rescan()
 		case events := <-batches:
-			if err := s.handleAll(events); err != nil {
-				return err
+			for _, ev := range events {
+				if err := s.handle(ev); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -158,15 +171,6 @@ func decodeEvents(buf []byte) ([]inotifyEvent, error) {
 		buf = buf[end:]
 	}
 	return events, nil
-}
-
-func (s *session) handleAll(events []inotifyEvent) error {
-	for _, ev := range events {
-		if err := s.handle(ev); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // handle applies one inotify event. A directory that appears is scanned
@@ -265,13 +269,11 @@ func (s *session) watch(rel string) error {
 // before.
 func (s *session) report(rel string) {
 	cpath, ref, ok := ContainerPath(rel)
-	if !ok || cpath != rel {
+	if _, reported := s.known[rel]; !ok || cpath != rel || reported {
 		return
 	}
 	k := knownCgroup{ref: ref, id: s.cgroupID(rel)}
-	if !s.w.setKnown(rel, k) {
-		return
-	}
+	s.known[rel] = k
 	s.send(Event{Kind: Added, Path: rel, Ref: ref, CgroupID: k.id})
 }
 
@@ -299,7 +301,7 @@ func (s *session) removeTree(rel string, unwatch bool) {
 			s.dropWatch(p, wd, unwatch)
 		}
 	}
-	for _, ev := range s.w.forgetKnown(inTree) {
+	for _, ev := range s.forgetKnown(inTree) {
 		s.send(ev)
 	}
 }
@@ -314,10 +316,24 @@ func (s *session) rescan() {
 			s.dropWatch(p, wd, true)
 		}
 	}
-	for _, ev := range s.w.forgetKnown(func(p string) bool { return !seen[p] }) {
+	for _, ev := range s.forgetKnown(func(p string) bool { return !seen[p] }) {
 		s.send(ev)
 	}
 	s.summarize()
+}
+
+// forgetKnown drops the known containers whose path matches and returns them
+// as Removed events, sorted by path.
+func (s *session) forgetKnown(match func(path string) bool) []Event {
+	var events []Event
+	for path, k := range s.known {
+		if match(path) {
+			delete(s.known, path)
+			events = append(events, Event{Kind: Removed, Path: path, Ref: k.ref, CgroupID: k.id})
+		}
+	}
+	slices.SortFunc(events, func(a, b Event) int { return cmp.Compare(a.Path, b.Path) })
+	return events
 }
 
 // dropWatch forgets the watch of rel, and removes it from the kernel when

@@ -137,17 +137,13 @@ func notExistIfExited(err error) error {
 }
 
 // pickContainer chooses the container cgroup among a process's lines, the
-// v2 line first.
+// v2 line first, then the v1 lines in order.
 func pickContainer(lines []ProcLine) (string, Ref, bool) {
-	for _, l := range lines {
-		if l.IsV2() {
-			if path, ref, ok := ContainerPath(l.Path); ok {
-				return path, ref, true
+	for _, v2 := range []bool{true, false} {
+		for _, l := range lines {
+			if l.IsV2() != v2 {
+				continue
 			}
-		}
-	}
-	for _, l := range lines {
-		if !l.IsV2() {
 			if path, ref, ok := ContainerPath(l.Path); ok {
 				return path, ref, true
 			}

@@ -1,11 +1,8 @@
 package cgroup
 
 import (
-	"cmp"
 	"context"
 	"errors"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -99,15 +96,6 @@ type Watcher struct {
 	addWatch addWatchFunc
 	ready    chan struct{}
 	started  atomic.Bool
-
-	mu    sync.Mutex
-	known map[string]knownCgroup // container-level path -> what was reported
-}
-
-// knownCgroup is a reported container cgroup.
-type knownCgroup struct {
-	ref Ref
-	id  uint64
 }
 
 // NewWatcher returns a watcher of dir, normally a Hierarchy's Dir. It does
@@ -127,7 +115,6 @@ func NewWatcher(dir string, log *zap.Logger, opts WatcherOptions) *Watcher {
 		ids:      opts.CgroupIDs,
 		addWatch: unix.InotifyAddWatch,
 		ready:    make(chan struct{}),
-		known:    make(map[string]knownCgroup),
 	}
 }
 
@@ -135,19 +122,6 @@ func NewWatcher(dir string, log *zap.Logger, opts WatcherOptions) *Watcher {
 // every container that existed when it started.
 func (w *Watcher) Ready() <-chan struct{} {
 	return w.ready
-}
-
-// Snapshot returns an Added event for every container cgroup known now,
-// sorted by path.
-func (w *Watcher) Snapshot() []Event {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	events := make([]Event, 0, len(w.known))
-	for path, k := range w.known {
-		events = append(events, Event{Kind: Added, Path: path, Ref: k.ref, CgroupID: k.id})
-	}
-	slices.SortFunc(events, func(a, b Event) int { return cmp.Compare(a.Path, b.Path) })
-	return events
 }
 
 // Run emits Added for every existing container cgroup, then follows the tree
@@ -170,33 +144,6 @@ func (w *Watcher) Run(ctx context.Context, emit func(Event)) error {
 	}
 	close(w.ready)
 	return s.follow(ctx)
-}
-
-// setKnown records a container cgroup and reports whether it is new.
-func (w *Watcher) setKnown(path string, k knownCgroup) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if _, ok := w.known[path]; ok {
-		return false
-	}
-	w.known[path] = k
-	return true
-}
-
-// forgetKnown drops the known containers whose path matches and returns them
-// as Removed events, sorted by path.
-func (w *Watcher) forgetKnown(match func(path string) bool) []Event {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var events []Event
-	for path, k := range w.known {
-		if match(path) {
-			delete(w.known, path)
-			events = append(events, Event{Kind: Removed, Path: path, Ref: k.ref, CgroupID: k.id})
-		}
-	}
-	slices.SortFunc(events, func(a, b Event) int { return cmp.Compare(a.Path, b.Path) })
-	return events
 }
 
 // systemClock is the Clock of production.

@@ -8,6 +8,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -67,7 +68,7 @@ func Run(ctx context.Context, args []string, stdio IO) int {
 		return usageError(stdio, args[0], err)
 	}
 	if help, _ := fs.GetBool("help"); help {
-		printHelp(stdio.Stdout, cmd, fs)
+		_, _ = fmt.Fprintf(stdio.Stdout, "Usage: %s\n\n%s\nFlags:\n%s\n%s", cmd.usage, cmd.about, fs.FlagUsages(), exitHelp)
 		return ExitOK
 	}
 	socket, _ := fs.GetString("socket")
@@ -160,10 +161,6 @@ func socketSetting(environ []string) (env, socket string) {
 
 func outputFlag(fs *pflag.FlagSet, def, allowed string) {
 	fs.StringP("output", "o", def, "output format: "+allowed)
-}
-
-func printHelp(w io.Writer, cmd command, fs *pflag.FlagSet) {
-	_, _ = fmt.Fprintf(w, "Usage: %s\n\n%s\nFlags:\n%s\n%s", cmd.usage, cmd.about, fs.FlagUsages(), exitHelp)
 }
 
 // usageErr is a command line the command cannot run.
@@ -356,7 +353,7 @@ func newEventPrinter(w io.Writer, format string) *eventPrinter {
 // SYNCED, so that it is aligned as one block, like kubectl get --watch.
 func (p *eventPrinter) print(ev watch.Event) error {
 	if p.format == "json" {
-		return writeJSONLine(p.w, ev)
+		return json.NewEncoder(p.w).Encode(ev)
 	}
 	if ev.Type == watch.Synced {
 		p.table.header() // even when there is no record yet

@@ -108,10 +108,6 @@ func writeJSON(w io.Writer, doc any) error {
 	return err
 }
 
-func writeJSONLine(w io.Writer, doc any) error {
-	return json.NewEncoder(w).Encode(doc)
-}
-
 // writeYAML prints doc as YAML with the JSON key names in the JSON order:
 // the JSON is parsed as a YAML node tree (JSON is YAML), then restyled from
 // flow to block.

@@ -5,154 +5,145 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// A codec turns the text a user wrote (a YAML scalar, an environment variable,
-// a flag argument) into a typed value and back. Every layer hands values over
-// as text so that one parser, and one error message, serves them all.
-type codec[T any] struct {
-	typeName string                  // shown in --help and the reference table
-	parse    func(string) (T, error) // error text completes "<key>: <value> ..."
-	parseAny func(any) (T, error)    // optional: non-text input (YAML sequences)
-	format   func(T) string          // as a user would write it
-	display  func(T) any             // for the effective-config log line
-}
+// The type of a Config field decides how a value is read and shown. Every
+// layer hands values over as text (a YAML scalar, an environment variable,
+// a flag argument) so that one parser, and one error message, serves them
+// all; lists also come as YAML sequences.
 
-// decode reads text, or whatever parseAny understands.
-func (cd codec[T]) decode(raw any) (T, error) {
-	if cd.parseAny != nil {
-		return cd.parseAny(raw)
+// decode sets field from raw. On error field keeps its value, so a key that
+// fails to decode is reported once, not again by Validate. The error text
+// completes "<key>: <value> ...".
+func decode(field reflect.Value, raw any) error {
+	parsed := reflect.New(field.Type())
+	var err error
+	if list, ok := parsed.Interface().(*[]string); ok {
+		err = parseList(list, raw)
+	} else if s, ok := raw.(string); ok {
+		err = parseText(parsed.Interface(), s)
+	} else {
+		err = fmt.Errorf("must be a single %s value", typeNameOf(field.Type()))
 	}
-	s, ok := raw.(string)
-	if !ok {
-		var zero T
-		return zero, fmt.Errorf("must be a single %s value", cd.typeName)
+	if err == nil {
+		field.Set(parsed.Elem())
 	}
-	return cd.parse(s)
+	return err
 }
 
-var durationCodec = codec[time.Duration]{
-	typeName: "duration",
-	parse: func(s string) (time.Duration, error) {
-		d, err := time.ParseDuration(strings.TrimSpace(s))
+// parseText parses s into the value ptr points to.
+func parseText(ptr any, s string) error {
+	t := strings.TrimSpace(s)
+	var err error
+	switch p := ptr.(type) {
+	case *time.Duration:
+		if *p, err = time.ParseDuration(t); err != nil {
+			return errors.New(`must be a duration with a unit, such as "2s" or "1m30s"`)
+		}
+	case *int:
+		if *p, err = strconv.Atoi(t); err != nil {
+			return errors.New("must be a whole number")
+		}
+	case *float64:
+		if *p, err = strconv.ParseFloat(t, 64); err != nil || math.IsNaN(*p) || math.IsInf(*p, 0) {
+			return errors.New("must be a finite number")
+		}
+	case *bool:
+		if *p, err = strconv.ParseBool(t); err != nil {
+			return errors.New("must be true or false")
+		}
+	case *os.FileMode:
+		// Octal with or without a leading 0 or 0o, so "660", "0660" and
+		// "0o660" all mean rw-rw----. Validate checks the range.
+		m, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(t, "0o"), "0O"), 8, 32)
 		if err != nil {
-			return 0, errors.New(`must be a duration with a unit, such as "2s" or "1m30s"`)
+			return errors.New(`must be an octal file mode such as "0660"`)
 		}
-		return d, nil
-	},
-	format:  time.Duration.String,
-	display: func(d time.Duration) any { return d.String() },
+		*p = os.FileMode(m)
+	case *EventsMode:
+		*p = EventsMode(s)
+	case *string:
+		*p = s
+	default:
+		panic(fmt.Sprintf("config: no parser for %T", ptr))
+	}
+	return nil
 }
 
-var intCodec = codec[int]{
-	typeName: "int",
-	parse: func(s string) (int, error) {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil {
-			return 0, errors.New("must be a whole number")
+// parseList reads a YAML sequence of strings, or comma-separated text from
+// the environment and flags (repeated flags are joined with commas first).
+func parseList(p *[]string, raw any) error {
+	switch v := raw.(type) {
+	case string:
+		for item := range strings.SplitSeq(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				*p = append(*p, item)
+			}
 		}
-		return n, nil
-	},
-	format:  strconv.Itoa,
-	display: func(n int) any { return n },
+		return nil
+	case []any:
+		*p = make([]string, 0, len(v))
+		for _, item := range v {
+			s, ok := item.(string)
+			if !ok {
+				return errors.New("must be a list of strings")
+			}
+			*p = append(*p, s)
+		}
+		return nil
+	}
+	return errors.New("must be a list of strings")
 }
 
-var floatCodec = codec[float64]{
-	typeName: "float",
-	parse: func(s string) (float64, error) {
-		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return 0, errors.New("must be a finite number")
-		}
-		return f, nil
-	},
-	format:  func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) },
-	display: func(f float64) any { return f },
+// formatValue renders a field as a user would write it.
+func formatValue(field reflect.Value) string {
+	switch v := field.Interface().(type) {
+	case os.FileMode:
+		return formatMode(v)
+	case []string:
+		return strings.Join(v, ",")
+	}
+	return fmt.Sprint(field.Interface())
 }
 
-var boolCodec = codec[bool]{
-	typeName: "bool",
-	parse: func(s string) (bool, error) {
-		b, err := strconv.ParseBool(strings.TrimSpace(s))
-		if err != nil {
-			return false, errors.New("must be true or false")
-		}
-		return b, nil
-	},
-	format:  strconv.FormatBool,
-	display: func(b bool) any { return b },
+// displayValue is a field as the effective-config log line shows it:
+// numbers and booleans as such, lists as lists, the rest as written.
+func displayValue(field reflect.Value) any {
+	switch v := field.Interface().(type) {
+	case int, float64, bool:
+		return v
+	case []string:
+		return append([]string{}, v...)
+	}
+	return formatValue(field)
 }
 
-// modeCodec reads a file mode as octal whether or not it has a leading 0 or
-// 0o, so "660", "0660" and "0o660" all mean rw-rw----. The range is checked
-// by Validate, which also sees modes set in code.
-var modeCodec = codec[os.FileMode]{
-	typeName: "octal",
-	parse: func(s string) (os.FileMode, error) {
-		digits := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(s), "0o"), "0O")
-		m, err := strconv.ParseUint(digits, 8, 32)
-		if err != nil {
-			return 0, errors.New(`must be an octal file mode such as "0660"`)
-		}
-		return os.FileMode(m), nil
-	},
-	format:  formatMode,
-	display: func(m os.FileMode) any { return formatMode(m) },
+// typeNameOf names a field's type in --help and the reference table.
+func typeNameOf(t reflect.Type) string {
+	switch t {
+	case reflect.TypeFor[time.Duration]():
+		return "duration"
+	case reflect.TypeFor[os.FileMode]():
+		return "octal"
+	}
+	switch t.Kind() {
+	case reflect.Int:
+		return "int"
+	case reflect.Float64:
+		return "float"
+	case reflect.Bool:
+		return "bool"
+	case reflect.Slice:
+		return "strings"
+	}
+	return "string"
 }
 
 func formatMode(m os.FileMode) string { return fmt.Sprintf("%04o", uint32(m)) }
-
-// listCodec reads a YAML sequence, or comma-separated text from the
-// environment and flags (repeated flags are joined with commas first).
-var listCodec = codec[[]string]{
-	typeName: "strings",
-	parse:    splitList,
-	parseAny: func(raw any) ([]string, error) {
-		switch v := raw.(type) {
-		case string:
-			return splitList(v)
-		case []any:
-			return itemsAsStrings(v)
-		}
-		return nil, errors.New("must be a list of strings")
-	},
-	format:  func(l []string) string { return strings.Join(l, ",") },
-	display: func(l []string) any { return append([]string{}, l...) },
-}
-
-func splitList(s string) ([]string, error) {
-	var out []string
-	for item := range strings.SplitSeq(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
-	}
-	return out, nil
-}
-
-func itemsAsStrings(items []any) ([]string, error) {
-	out := make([]string, 0, len(items))
-	for _, item := range items {
-		s, ok := item.(string)
-		if !ok {
-			return nil, errors.New("must be a list of strings")
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-func stringCodec[T ~string]() codec[T] {
-	return codec[T]{
-		typeName: "string",
-		parse:    func(s string) (T, error) { return T(s), nil },
-		format:   func(v T) string { return string(v) },
-		display:  func(v T) any { return string(v) },
-	}
-}
 
 // show renders a raw or typed value for a problem message: text quoted, so
 // that an empty or space-padded value is visible.

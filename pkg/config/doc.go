@@ -8,8 +8,7 @@
 // and never reads the process environment directly, so it is safe to call
 // from parallel tests.
 //
-// The key table in keys.go is the single source of truth: flags, environment
-// variable names, the README reference (Reference) and the effective-config
-// log line (Redacted) are all generated from it, and a test checks that it
-// covers every field of Config.
+// The fields of Config and their tags are the single source of truth: flags,
+// environment variable names, the README reference (Reference) and the
+// effective-config log line (MarshalLogObject) are all generated from them.
 package config

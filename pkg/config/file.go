@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"strings"
 
@@ -71,20 +70,20 @@ func parseDocument(data []byte) (*yaml.Node, error) {
 	return doc.Content[0], nil
 }
 
-// keyWalker checks the file's keys against the key table.
+// keyWalker checks the file's keys against the key table: known holds
+// every key (true) and every section above one (false).
 type keyWalker struct {
-	file     *fileValues
-	leaves   map[string]bool
-	sections map[string]bool
+	file  *fileValues
+	known map[string]bool
 }
 
 func newKeyWalker(f *fileValues, sets []setting) keyWalker {
-	w := keyWalker{file: f, leaves: map[string]bool{}, sections: map[string]bool{}}
+	w := keyWalker{file: f, known: map[string]bool{}}
 	for _, s := range sets {
-		w.leaves[s.key] = true
+		w.known[s.key] = true
 		parts := strings.Split(s.key, ".")
 		for i := 1; i < len(parts); i++ {
-			w.sections[strings.Join(parts[:i], ".")] = true
+			w.known[strings.Join(parts[:i], ".")] = false
 		}
 	}
 	return w
@@ -98,12 +97,13 @@ func (w keyWalker) mapping(n *yaml.Node, prefix string) {
 		if prefix != "" {
 			key = prefix + "." + key
 		}
+		leaf, known := w.known[key]
 		switch {
 		case seen[key]:
 			w.problem(key, k.Line, fmt.Sprintf("%s: duplicate key", key))
-		case w.leaves[key]:
+		case known && leaf:
 			w.leaf(key, val)
-		case w.sections[key]:
+		case known:
 			w.section(key, val)
 		default:
 			w.problem(key, k.Line, fmt.Sprintf("%s: unknown key%s", key, w.suggest(key)))
@@ -138,7 +138,7 @@ func (w keyWalker) problem(key string, line int, text string) {
 // suggest names the closest known key when the unknown one looks like a typo.
 func (w keyWalker) suggest(key string) string {
 	best, bestDist := "", 3 // more than two edits away is not a typo
-	for known := range w.candidates() {
+	for known := range w.known {
 		if d := editDistance(key, known); d < bestDist || (d == bestDist && known < best) {
 			best, bestDist = known, d
 		}
@@ -147,12 +147,6 @@ func (w keyWalker) suggest(key string) string {
 		return ""
 	}
 	return fmt.Sprintf("; did you mean %s?", best)
-}
-
-func (w keyWalker) candidates() map[string]bool {
-	all := maps.Clone(w.leaves)
-	maps.Copy(all, w.sections)
-	return all
 }
 
 func resolve(n *yaml.Node) *yaml.Node {

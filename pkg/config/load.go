@@ -30,9 +30,9 @@ func NewFlagSet(name string) *pflag.FlagSet {
 	fs.String("config", "", "YAML configuration file (also "+configEnv+")")
 	defaults := Defaults()
 	for _, s := range settings() {
-		v := &textValue{text: s.text(&defaults), typeName: s.typeName, list: s.typeName == listCodec.typeName}
+		v := &textValue{text: s.text(&defaults), typeName: s.typeName()}
 		f := fs.VarPF(v, s.flagName(), "", s.usage)
-		if s.typeName == boolCodec.typeName {
+		if v.typeName == "bool" {
 			f.NoOptDefVal = "true" // --debug-pprof alone means true
 		}
 	}
@@ -107,7 +107,7 @@ func load(sets []setting, fs *pflag.FlagSet, env map[string]string, path string)
 			continue
 		}
 		from[s.key] = source
-		if err := s.decode(&c, raw); err != nil {
+		if err := decode(s.field(&c), raw); err != nil {
 			problems = append(problems, problem{key: s.key, text: fmt.Sprintf("%s: %s %v", s.key, show(raw), err)})
 		}
 	}
@@ -165,7 +165,6 @@ func parseEnviron(environ []string) map[string]string {
 type textValue struct {
 	text     string
 	typeName string
-	list     bool
 	changed  bool
 }
 
@@ -173,7 +172,7 @@ func (t *textValue) String() string { return t.text }
 func (t *textValue) Type() string   { return t.typeName }
 
 func (t *textValue) Set(s string) error {
-	if t.list && t.changed {
+	if t.typeName == "strings" && t.changed {
 		s = t.text + "," + s
 	}
 	t.text, t.changed = s, true

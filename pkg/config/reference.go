@@ -25,7 +25,7 @@ func Reference() []KeyDoc {
 			Key:         s.key,
 			Flag:        "--" + s.flagName(),
 			Env:         s.envNames(),
-			Type:        s.typeName,
+			Type:        s.typeName(),
 			Default:     s.text(&defaults),
 			Description: s.usage,
 		}
@@ -53,7 +53,7 @@ func markdownDefault(d KeyDoc) string {
 	switch {
 	case d.Default != "":
 		return "`" + d.Default + "`"
-	case d.Type == listCodec.typeName:
+	case d.Type == "strings":
 		return "`[]`"
 	}
 	return `""`

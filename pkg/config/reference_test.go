@@ -53,7 +53,7 @@ func TestReference_CoversEveryConfigField(t *testing.T) {
 			continue
 		}
 		// The key must fill the field its yaml tag names, not a neighbour.
-		if s.field(&c) != addr {
+		if s.field(&c).Addr().Interface() != addr {
 			t.Errorf("key %s is bound to the wrong Config field", s.key)
 		}
 		if s.usage == "" {

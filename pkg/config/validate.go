@@ -228,7 +228,7 @@ func (ch *checker) metrics(m MetricsConfig) {
 			ch.add("metrics.pod_label_allowlist", label, "must be a Kubernetes label key such as app.kubernetes.io/name")
 			continue
 		}
-		name := promLabelName(label)
+		name := PodLabelName(label)
 		if first, dup := exported[name]; dup {
 			ch.add("metrics.pod_label_allowlist", label, "exports the same label %s as %q", name, first)
 			continue
@@ -324,8 +324,10 @@ func isLabelKey(k string) bool {
 	return len(name) <= 63 && labelNameRE.MatchString(name)
 }
 
-// promLabelName is the Prometheus label a pod label key is exported as, the
-// rule kube-state-metrics uses; the metrics package must apply the same one.
-func promLabelName(labelKey string) string {
+// PodLabelName is the Prometheus label a pod label key is exported as:
+// "label_" and the key with every character outside [a-zA-Z0-9_] replaced by
+// "_", the kube-state-metrics rule. The metrics package exports allowlisted
+// keys under it, and Validate rejects allowlists where two keys collide.
+func PodLabelName(labelKey string) string {
 	return "label_" + promInvalidR.ReplaceAllString(labelKey, "_")
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -27,6 +27,10 @@ const maxMsgSize = 16 << 20
 // (ResourceExhausted, counted) instead of silently.
 const maxListMsgSize = 256 << 20
 
+// maxReconnectDelay caps gRPC's reconnect backoff, so the daemon notices a
+// restarted runtime within seconds.
+const maxReconnectDelay = 5 * time.Second
+
 // Observer receives one observation per finished RPC. The metrics package
 // implements it; tests may record calls.
 type Observer interface {
@@ -40,9 +44,6 @@ type Options struct {
 	// ConnectTimeout bounds one attempt to connect to the socket (default
 	// the RPC timeout).
 	ConnectTimeout time.Duration
-	// MaxReconnectDelay caps gRPC's reconnect backoff (default 5s), so the
-	// daemon notices a restarted runtime within seconds.
-	MaxReconnectDelay time.Duration
 	// Observer is told about every RPC; nil observes nothing.
 	Observer Observer
 }
@@ -51,12 +52,9 @@ type Options struct {
 type Client struct {
 	conn     *grpc.ClientConn
 	rs       runtimeapi.RuntimeServiceClient
-	endpoint string
 	timeout  time.Duration
 	observer Observer
-
-	mu      sync.RWMutex
-	version *runtimeapi.VersionResponse
+	version  atomic.Pointer[runtimeapi.VersionResponse] // the last Version answer
 }
 
 // Dial creates a client for endpoint ("unix:///path" or "/path"). It does
@@ -73,12 +71,9 @@ func Dial(endpoint string, opts Options) (*Client, error) {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = opts.Timeout
 	}
-	if opts.MaxReconnectDelay <= 0 {
-		opts.MaxReconnectDelay = 5 * time.Second
-	}
-	c := &Client{endpoint: target, timeout: opts.Timeout, observer: opts.Observer}
+	c := &Client{timeout: opts.Timeout, observer: opts.Observer}
 	bo := backoff.DefaultConfig
-	bo.MaxDelay = opts.MaxReconnectDelay
+	bo.MaxDelay = maxReconnectDelay
 	// gRPC gives a connection attempt max(MinConnectTimeout, the current
 	// backoff), and the first backoff is BaseDelay (1s): without this a
 	// connect timeout under a second would be a second.
@@ -124,9 +119,6 @@ func Detect(endpoints []string) (string, error) {
 	}
 	return "", fmt.Errorf("no runtime socket found among %s", strings.Join(endpoints, ", "))
 }
-
-// Endpoint is the gRPC target this client talks to.
-func (c *Client) Endpoint() string { return c.endpoint }
 
 // Close closes the gRPC channel.
 func (c *Client) Close() error { return c.conn.Close() }
@@ -195,21 +187,12 @@ func (c *Client) Version(ctx context.Context) (*runtimeapi.VersionResponse, erro
 	if err != nil {
 		return nil, fmt.Errorf("version: %w", err)
 	}
-	c.mu.Lock()
-	c.version = v
-	c.mu.Unlock()
+	c.version.Store(v)
 	return v, nil
 }
 
 // RuntimeName is the runtime's name from the last Version answer, or "".
-func (c *Client) RuntimeName() string {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.version == nil {
-		return ""
-	}
-	return c.version.GetRuntimeName()
-}
+func (c *Client) RuntimeName() string { return c.version.Load().GetRuntimeName() }
 
 // ContainerStatus asks for one container's verbose status.
 func (c *Client) ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatusResponse, error) {
@@ -274,21 +257,6 @@ func (c *Client) ObserveStreamEnd(err error, took time.Duration) {
 	c.observe("GetContainerEvents", err, took)
 }
 
-// WaitConnState blocks until the channel's connectivity changes from the
-// state last seen, and reports whether the channel is now ready. It lets the
-// daemon follow the runtime's health without sending a single RPC.
-func (c *Client) WaitConnState(ctx context.Context, last connectivity.State) (connectivity.State, bool) {
-	if last == connectivity.Idle {
-		c.conn.Connect()
-	}
-	c.conn.WaitForStateChange(ctx, last)
-	s := c.conn.GetState()
-	return s, s == connectivity.Ready
-}
-
-// ConnState is the channel's current connectivity state.
-func (c *Client) ConnState() connectivity.State { return c.conn.GetState() }
-
 // WatchHealth follows the channel's connectivity until ctx ends and tells
 // up each time the runtime becomes reachable or unreachable. It keeps the
 // channel connecting, so a restarted runtime is noticed within the
@@ -296,12 +264,15 @@ func (c *Client) ConnState() connectivity.State { return c.conn.GetState() }
 func (c *Client) WatchHealth(ctx context.Context, up func(bool)) {
 	state := c.conn.GetState()
 	for ctx.Err() == nil {
-		var ready bool
-		state, ready = c.WaitConnState(ctx, state)
-		switch {
-		case ready:
+		if state == connectivity.Idle {
+			c.conn.Connect()
+		}
+		c.conn.WaitForStateChange(ctx, state)
+		state = c.conn.GetState()
+		switch state {
+		case connectivity.Ready:
 			up(true)
-		case state == connectivity.TransientFailure || state == connectivity.Shutdown:
+		case connectivity.TransientFailure, connectivity.Shutdown:
 			up(false)
 		}
 	}

@@ -1,13 +1,13 @@
 package metrics
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
+	"github.com/cri-enricherd/cri-enricherd/pkg/config"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
 
@@ -17,18 +17,6 @@ type RecordLister interface {
 }
 
 var _ RecordLister = (*cache.Cache)(nil)
-
-// invalidLabelChars is what a pod label key may hold but a Prometheus label
-// name may not.
-var invalidLabelChars = regexp.MustCompile(`[^a-zA-Z0-9_]`)
-
-// PodLabelName is the Prometheus label a pod label key is exported as:
-// "label_" and the key with every character outside [a-zA-Z0-9_] replaced by
-// "_", the kube-state-metrics rule. Config validation applies the same rule
-// to reject allowlist keys that would collide.
-func PodLabelName(key string) string {
-	return "label_" + invalidLabelChars.ReplaceAllString(key, "_")
-}
 
 // infoCollector exports one _info series per live record and per pod at
 // scrape time, so a deleted container's series goes away with its record
@@ -58,7 +46,7 @@ func newInfoCollector(records RecordLister, podLabelAllowlist []string) *infoCol
 	for _, key := range podLabelAllowlist {
 		// Config validation rejects colliding keys; the first one wins here
 		// so a bad allowlist can never make the registry panic.
-		if name := PodLabelName(key); !seen[name] {
+		if name := config.PodLabelName(key); !seen[name] {
 			seen[name] = true
 			c.podLabelKeys = append(c.podLabelKeys, key)
 			podLabels = append(podLabels, name)

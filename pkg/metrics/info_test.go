@@ -183,9 +183,9 @@ func TestInfo_InvalidUTF8FromTheRuntimeDoesNotFailTheScrape(t *testing.T) {
 	}
 }
 
-// TestPodLabelName_AgreesWithConfigValidation proves the metrics package
-// exports an allowlisted key under the very name config validation checks
-// for collisions: a key listed twice makes config name its exported label.
+// TestPodLabelName_AgreesWithConfigValidation proves config validation
+// checks collisions under the name the info collector exports: a key listed
+// twice makes config name its exported label.
 func TestPodLabelName_AgreesWithConfigValidation(t *testing.T) {
 	keys := []string{"app", "team", "app.kubernetes.io/name", "app.kubernetes.io/part-of",
 		"example.com/tier", "k8s-app", "pod-template-hash", "Under_Score", "a.b-c_d", "x/y.z", "9lives"}
@@ -204,8 +204,8 @@ func TestPodLabelName_AgreesWithConfigValidation(t *testing.T) {
 					configName = m[1]
 				}
 			}
-			if got := metrics.PodLabelName(key); got != configName {
-				t.Errorf("metrics.PodLabelName(%q) = %q, config validation checks %q", key, got, configName)
+			if got := config.PodLabelName(key); got != configName {
+				t.Errorf("config.PodLabelName(%q) = %q, config validation checks %q", key, got, configName)
 			}
 		})
 	}

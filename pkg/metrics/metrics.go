@@ -39,7 +39,7 @@ type Metrics struct {
 	trimmed         prometheus.Counter
 	ready           prometheus.Gauge
 	watchDropped    prometheus.Counter
-	lastSyncNanos   atomic.Int64
+	lastSyncNanos   atomic.Int64 // 0 before the first sync
 }
 
 // BuildInfo names the running binary and the node it runs on.
@@ -158,15 +158,6 @@ func (m *Metrics) RelistDone(ok bool, added, deleted int) {
 
 // Synced records the time of a successful full sync.
 func (m *Metrics) Synced(at time.Time) { m.lastSyncNanos.Store(at.UnixNano()) }
-
-// LastSync is the time of the last successful full sync, zero before the first.
-func (m *Metrics) LastSync() time.Time {
-	n := m.lastSyncNanos.Load()
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n)
-}
 
 // Trimmed counts values cut to the configured bounds.
 func (m *Metrics) Trimmed(n int) { m.trimmed.Add(float64(n)) }

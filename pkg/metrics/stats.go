@@ -1,7 +1,7 @@
 package metrics
 
 import (
-	"time"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -26,7 +26,7 @@ type LookupStats struct {
 type statsCollector struct {
 	cache    func() CacheStats
 	lookups  func() LookupStats
-	lastSync func() time.Time
+	lastSync *atomic.Int64 // Unix nanoseconds, 0 before the first sync
 
 	entries, evictions, queued, inFlight, waiting, negative, lastSyncAt, watchers *prometheus.Desc
 }
@@ -38,7 +38,7 @@ func (m *Metrics) WatchComponents(cache func() CacheStats, lookups func() Lookup
 		return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
 	}
 	m.registry.MustRegister(&statsCollector{
-		cache: cache, lookups: lookups, lastSync: m.LastSync,
+		cache: cache, lookups: lookups, lastSync: &m.lastSyncNanos,
 		entries:    d("cache_entries", "Records in the cache, by kind (container, sandbox, deleted).", "kind"),
 		evictions:  d("cache_evictions_total", "Records evicted from the cache because it was full."),
 		queued:     d("lookup_queue_depth", "IDs waiting for a lookup."),
@@ -70,7 +70,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(ls.Waiting))
 	ch <- prometheus.MustNewConstMetric(c.negative, prometheus.GaugeValue, float64(ls.Negative))
 	ch <- prometheus.MustNewConstMetric(c.watchers, prometheus.GaugeValue, float64(ls.Watchers))
-	if t := c.lastSync(); !t.IsZero() {
-		ch <- prometheus.MustNewConstMetric(c.lastSyncAt, prometheus.GaugeValue, float64(t.UnixNano())/1e9)
+	if n := c.lastSync.Load(); n != 0 {
+		ch <- prometheus.MustNewConstMetric(c.lastSyncAt, prometheus.GaugeValue, float64(n)/1e9)
 	}
 }

@@ -90,7 +90,7 @@ func New(src Source, opts Options) *Hub {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.rev = h.base + rev
-	h.ring = newRing(opts.Replay, h.rev)
+	h.ring = ring{buf: make([]Event, opts.Replay), floor: h.rev}
 	for i := range records {
 		if records[i].DeletedAt == nil {
 			h.live[records[i].ID] = &records[i]
@@ -200,8 +200,9 @@ func (h *Hub) Watch(resume uint64) (*Watcher, error) {
 		live = append(live, rec)
 	}
 	h.mu.Unlock()
-	// Sorting outside the lock keeps the notification path short.
-	sortRecords(live)
+	// Sorting outside the lock keeps the notification path short; the
+	// order is cache.List's.
+	slices.SortFunc(live, enrich.Compare)
 	w.initial = make([]Event, 0, len(live)+1)
 	for _, rec := range live {
 		w.initial = append(w.initial, Event{Type: Added, Record: rec})
@@ -267,9 +268,6 @@ func (h *Hub) Revision() uint64 {
 	return h.rev
 }
 
-// sortRecords orders records like cache.List (enrich.Compare).
-func sortRecords(recs []*enrich.Record) { slices.SortFunc(recs, enrich.Compare) }
-
 // errStopped is what Next returns after the watcher's own Close.
 var errStopped = errors.New("watcher closed")
 
@@ -307,9 +305,6 @@ func (w *Watcher) Next(ctx context.Context) (Event, error) {
 		return Event{}, ctx.Err()
 	}
 }
-
-// Buffered returns how many events wait in the watcher's buffer.
-func (w *Watcher) Buffered() int { return len(w.events) }
 
 // Close stops the watcher and frees its place. It is idempotent.
 func (w *Watcher) Close() {

@@ -12,10 +12,6 @@ type ring struct {
 	floor uint64
 }
 
-func newRing(size int, floor uint64) ring {
-	return ring{buf: make([]Event, size), floor: floor}
-}
-
 func (r *ring) push(ev Event) {
 	if r.n < len(r.buf) {
 		r.buf[(r.start+r.n)%len(r.buf)] = ev

@@ -20,8 +20,8 @@ type Options struct {
 	Ready func() bool
 	// Watches serves GET /v1/watch; nil answers 503.
 	Watches query.Watches
-	// StreamWriteTimeout bounds each write of a watch stream (default
-	// WriteTimeout): the server's WriteTimeout would cut the whole stream.
+	// StreamWriteTimeout bounds each write of a watch stream (default 30s):
+	// the server's WriteTimeout would cut the whole stream.
 	StreamWriteTimeout time.Duration
 }
 
@@ -37,7 +37,7 @@ type Handler struct {
 // NewHandler builds the API's routes over q.
 func NewHandler(q *query.Query, log *zap.Logger, opts Options) *Handler {
 	if opts.StreamWriteTimeout <= 0 {
-		opts.StreamWriteTimeout = WriteTimeout
+		opts.StreamWriteTimeout = writeTimeout
 	}
 	h := &Handler{query: q, log: log, opts: opts, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /v1/containers/{id}", h.getContainer)

@@ -9,25 +9,21 @@ import (
 	"time"
 )
 
-// Limits applied to every HTTP server of the daemon, so a slow or hostile
-// local client cannot hold connections or memory.
-const (
-	ReadHeaderTimeout = 5 * time.Second
-	ReadTimeout       = 10 * time.Second
-	WriteTimeout      = 30 * time.Second
-	IdleTimeout       = 90 * time.Second
-	MaxHeaderBytes    = 16 << 10
-)
+// writeTimeout bounds writing one answer; watch streams bound each write
+// instead (Options.StreamWriteTimeout).
+const writeTimeout = 30 * time.Second
 
-// NewServer wraps h in an http.Server with the daemon's limits.
+// NewServer wraps h in an http.Server with the limits every HTTP server of
+// the daemon applies, so a slow or hostile local client cannot hold
+// connections or memory.
 func NewServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      WriteTimeout,
-		IdleTimeout:       IdleTimeout,
-		MaxHeaderBytes:    MaxHeaderBytes,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    16 << 10,
 	}
 }
 

@@ -32,8 +32,7 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request) {
 	}
 	watcher, err := h.opts.Watches.Watch(resume)
 	if err != nil {
-		err = query.WatchError(err)
-		writeQueryError(w, err)
+		writeQueryError(w, query.WatchError(err))
 		return
 	}
 	defer watcher.Close()
