@@ -8,6 +8,8 @@
 # cannot install: it says so and exits 0, and the tests that need promtool
 # skip (or fail, with CRI_ENRICHERD_E2E=1).
 set -euo pipefail
+# shellcheck source=hack/apt-lock.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt-lock.sh"
 
 log() { echo "install-promtool: $*" >&2; }
 
@@ -29,8 +31,8 @@ if [[ ! -e $policy ]]; then
 	own_policy=1
 fi
 trap '[[ $own_policy -eq 1 ]] && rm -f "$policy"' EXIT
-apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+apt_locked update -qq >/dev/null
+apt_locked install -y -qq --no-install-recommends prometheus >/dev/null
 
 # Where a service manager ignored the policy, stop the server it started.
 if [[ -x /etc/init.d/prometheus ]] && /etc/init.d/prometheus status >/dev/null 2>&1; then

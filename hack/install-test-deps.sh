@@ -16,6 +16,8 @@
 #                             (default /var/cache/cri-enricherd-test)
 #   CRI_ENRICHERD_TEST_ENV    env file to write (default $CACHE/env)
 set -euo pipefail
+# shellcheck source=hack/apt-lock.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt-lock.sh"
 
 CONTAINERD2_VERSION=v2.4.2
 CRICTL_VERSION=v1.37.0
@@ -40,8 +42,8 @@ install_apt_packages() {
 	[[ ${#missing[@]} -eq 0 ]] && return 0
 	log "apt-get install ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >/dev/null
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	apt_locked update -qq >/dev/null
+	apt_locked install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	# Debian's containerd package enables a system containerd; the tests run
 	# their own instances and never talk to it, so it may stay as it is.
 }
