@@ -9,8 +9,10 @@ import (
 // entry is one cached record plus its places in the recency list and the
 // deletion heap. The links are intrusive so that Get never allocates.
 type entry struct {
-	rec        enrich.Record
+	// The links come first: a read moves its entry to the front, so they
+	// share a cache line with the start of the record it then copies.
 	prev, next *entry
+	rec        enrich.Record
 	heapIndex  int // position in deletedHeap; -1 while the record is live
 	// cgroupSeq orders the claims on a cgroup ID (the kernel re-uses the
 	// inode of a removed directory): the latest claim holds the ID.
