@@ -12,28 +12,14 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	enricherv1 "github.com/cri-enricherd/cri-enricherd/api/v1"
-	"github.com/cri-enricherd/cri-enricherd/internal/benchdata"
-	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
+	"github.com/cri-enricherd/cri-enricherd/internal/querytest"
 	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 )
-
-// benchRecords is what a full default-sized cache holds: 8,000 containers
-// in 2,000 pods plus their sandboxes, kubelet-sized.
-const benchRecords, benchPerPod = 8000, 4
 
 // benchServer answers from a full cache and returns its containers' IDs.
 func benchServer(b *testing.B) (*Server, []string) {
 	b.Helper()
-	c := cache.New()
-	containers, sandboxes := benchdata.Records(benchRecords, benchPerPod)
-	for _, rec := range sandboxes {
-		c.Put(rec)
-	}
-	ids := make([]string, len(containers))
-	for i, rec := range containers {
-		c.Put(rec)
-		ids[i] = rec.ID
-	}
+	c, ids := querytest.FullCache(b)
 	return New(query.New(c, nil, nil, zap.NewNop(), 0), nil, zap.NewNop(), Options{}), ids
 }
 

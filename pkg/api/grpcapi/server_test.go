@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"path/filepath"
 	"strings"
@@ -22,8 +21,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	enricherv1 "github.com/cri-enricherd/cri-enricherd/api/v1"
+	"github.com/cri-enricherd/cri-enricherd/internal/querytest"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
-	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 	"github.com/cri-enricherd/cri-enricherd/pkg/lookup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/query"
@@ -59,19 +58,6 @@ func (fakeResolver) Lookup(ctx context.Context, id string) (enrich.Record, error
 	return enrich.Record{}, fmt.Errorf("%s: %w", id, lookup.ErrNotFound)
 }
 
-type fakePIDs map[int]string // pid -> container ID ("" = host process)
-
-func (f fakePIDs) Resolve(pid int) (string, cgroup.Ref, error) {
-	id, ok := f[pid]
-	switch {
-	case !ok:
-		return "", cgroup.Ref{}, fmt.Errorf("pid %d: %w", pid, fs.ErrNotExist)
-	case id == "":
-		return "", cgroup.Ref{}, fmt.Errorf("pid %d: %w", pid, cgroup.ErrNoContainer)
-	}
-	return "/kubepods/pod1/" + id, cgroup.Ref{ContainerID: id}, nil
-}
-
 func testCache() *cache.Cache {
 	c := cache.New()
 	pod := &enrich.Pod{SandboxID: idC, Name: "web-0", Namespace: "shop", UID: "u1", Labels: map[string]string{"app": "web"}}
@@ -94,7 +80,7 @@ type env struct {
 func start(t *testing.T, c *cache.Cache, hubOpts watch.Options, opts Options, dial ...grpc.DialOption) *env {
 	t.Helper()
 	hub := watch.New(c, hubOpts)
-	q := query.New(c, fakeResolver{}, fakePIDs{42: idA, 1: ""}, zap.NewNop(), 100*time.Millisecond)
+	q := query.New(c, fakeResolver{}, querytest.PIDs{42: idA, 1: ""}, zap.NewNop(), 100*time.Millisecond)
 	srv := New(q, hub, zap.NewNop(), opts)
 	sock := filepath.Join(t.TempDir(), "grpc.sock")
 	l, err := net.Listen("unix", sock)
@@ -468,7 +454,7 @@ func TestServe_ContextEndedBeforeServingIsACleanStop(t *testing.T) {
 	c := cache.New()
 	hub := watch.New(c, watch.Options{})
 	defer hub.Close()
-	srv := New(query.New(c, fakeResolver{}, fakePIDs{}, zap.NewNop(), 0), hub, zap.NewNop(), Options{})
+	srv := New(query.New(c, fakeResolver{}, querytest.PIDs{}, zap.NewNop(), 0), hub, zap.NewNop(), Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()            // a daemon told to stop while it starts
 	for i := range 20 { // the stop may come before or after the server began serving

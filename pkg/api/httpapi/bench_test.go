@@ -6,28 +6,14 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/cri-enricherd/cri-enricherd/internal/benchdata"
-	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
+	"github.com/cri-enricherd/cri-enricherd/internal/querytest"
 	"github.com/cri-enricherd/cri-enricherd/pkg/query"
 )
-
-// benchRecords is what a full default-sized cache holds: 8,000 containers
-// in 2,000 pods plus their sandboxes, kubelet-sized.
-const benchRecords, benchPerPod = 8000, 4
 
 // benchHandler serves a full cache and returns the IDs of its containers.
 func benchHandler(b *testing.B) (*Handler, []string) {
 	b.Helper()
-	c := cache.New()
-	containers, sandboxes := benchdata.Records(benchRecords, benchPerPod)
-	for _, rec := range sandboxes {
-		c.Put(rec)
-	}
-	ids := make([]string, len(containers))
-	for i, rec := range containers {
-		c.Put(rec)
-		ids[i] = rec.ID
-	}
+	c, ids := querytest.FullCache(b)
 	return NewHandler(query.New(c, nil, nil, zap.NewNop(), 0), zap.NewNop(), Options{}), ids
 }
 

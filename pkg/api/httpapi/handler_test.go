@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,8 +12,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cri-enricherd/cri-enricherd/internal/querytest"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
-	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 	"github.com/cri-enricherd/cri-enricherd/pkg/lookup"
 	"github.com/cri-enricherd/cri-enricherd/pkg/query"
@@ -54,19 +53,6 @@ func (f *fakeResolver) Lookup(ctx context.Context, id string) (enrich.Record, er
 	return enrich.Record{}, fmt.Errorf("%s: %w", id, lookup.ErrNotFound)
 }
 
-type fakePIDs map[int]string // pid -> container ID ("" = host process)
-
-func (f fakePIDs) Resolve(pid int) (string, cgroup.Ref, error) {
-	id, ok := f[pid]
-	switch {
-	case !ok:
-		return "", cgroup.Ref{}, fmt.Errorf("pid %d: %w", pid, fs.ErrNotExist)
-	case id == "":
-		return "", cgroup.Ref{}, fmt.Errorf("pid %d: %w", pid, cgroup.ErrNoContainer)
-	}
-	return "/kubepods/pod1/" + id, cgroup.Ref{ContainerID: id}, nil
-}
-
 func newTestHandler(t *testing.T) (*Handler, *fakeResolver) {
 	t.Helper()
 	c := cache.New()
@@ -77,7 +63,7 @@ func newTestHandler(t *testing.T) (*Handler, *fakeResolver) {
 		Labels: map[string]string{"io.kubernetes.container.name": "side"}})
 	c.Put(enrich.Record{ID: idC, ShortID: idC[:12], Name: "web-0", IsPodSandbox: true, Pod: pod, PodSource: enrich.PodSourceSandboxStatus})
 	res := &fakeResolver{records: map[string]enrich.Record{idN: {ID: idN, Name: "new"}}}
-	pids := fakePIDs{42: idA, 1: ""}
+	pids := querytest.PIDs{42: idA, 1: ""}
 	return NewHandler(query.New(c, res, pids, zap.NewNop(), 200*time.Millisecond), zap.NewNop(), Options{}), res
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cri-enricherd/cri-enricherd/internal/querytest"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 	"github.com/cri-enricherd/cri-enricherd/pkg/query"
@@ -138,7 +139,7 @@ func TestHandler_IPsAnswerTheLivePodHoldingAnAddressNow(t *testing.T) {
 	// answer: the address may already be another pod's.
 	stopped := &enrich.Pod{SandboxID: idB, Name: "old-0", Namespace: "shop", State: "notready", IP: "10.0.0.8"}
 	c.Put(enrich.Record{ID: idB, ShortID: idB[:12], Name: "old-0", State: "notready", IsPodSandbox: true, Pod: stopped})
-	h := NewHandler(query.New(c, nil, fakePIDs{}, zap.NewNop(), 0), zap.NewNop(), Options{})
+	h := NewHandler(query.New(c, nil, querytest.PIDs{}, zap.NewNop(), 0), zap.NewNop(), Options{})
 	tests := []struct {
 		name, url string
 		want      int
@@ -169,7 +170,7 @@ func TestHandler_CgroupIDsAnswer400ForANonNumber404ForAnUnknownOrRemovedCgroup(t
 	c.Put(enrich.Record{ID: idB, ShortID: idB[:12], Name: "gone", State: "exited"})
 	c.CgroupSeen(idB, 77)
 	c.CgroupGone(idB)
-	h := NewHandler(query.New(c, nil, fakePIDs{}, zap.NewNop(), 0), zap.NewNop(), Options{})
+	h := NewHandler(query.New(c, nil, querytest.PIDs{}, zap.NewNop(), 0), zap.NewNop(), Options{})
 	tests := []struct {
 		name, url string
 		want      int

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cri-enricherd/cri-enricherd/internal/querytest"
 	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 	"github.com/cri-enricherd/cri-enricherd/pkg/query"
@@ -24,7 +25,7 @@ import (
 func watchServer(t *testing.T, c *cache.Cache, hubOpts watch.Options) (*http.Client, *watch.Hub) {
 	t.Helper()
 	hub := watch.New(c, hubOpts)
-	h := NewHandler(query.New(c, nil, fakePIDs{}, zap.NewNop(), 0), zap.NewNop(), Options{Watches: hub, StreamWriteTimeout: time.Second})
+	h := NewHandler(query.New(c, nil, querytest.PIDs{}, zap.NewNop(), 0), zap.NewNop(), Options{Watches: hub, StreamWriteTimeout: time.Second})
 	srv := &http.Server{Handler: h, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond}
 	sock := filepath.Join(t.TempDir(), "api.sock")
 	l, err := net.Listen("unix", sock)
