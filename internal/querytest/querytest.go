@@ -1,6 +1,6 @@
-// Package querytest holds what the tests of the HTTP and gRPC APIs share,
-// both being translations of pkg/query: a full, kubelet-sized cache for
-// their benchmarks and a fake PID resolver.
+// Package querytest holds what the tests and load program of the HTTP and
+// gRPC APIs share, both being translations of pkg/query: caches full of
+// kubelet-sized records and a fake PID resolver.
 package querytest
 
 import (
@@ -18,8 +18,19 @@ import (
 // of its containers.
 func FullCache(tb testing.TB) (*cache.Cache, []string) {
 	tb.Helper()
-	c := cache.New()
-	containers, sandboxes := benchdata.Records(8000, 4)
+	c, ids := Filled(8000)
+	if c.Len() != cache.DefaultCapacity {
+		tb.Fatalf("cache holds %d records, want it full at %d", c.Len(), cache.DefaultCapacity)
+	}
+	return c, ids
+}
+
+// Filled returns a cache made with opts holding n kubelet-sized
+// containers, four to a pod, and their pods' sandboxes, and the IDs of the
+// containers.
+func Filled(n int, opts ...cache.Option) (*cache.Cache, []string) {
+	c := cache.New(opts...)
+	containers, sandboxes := benchdata.Records(n, 4)
 	for _, rec := range sandboxes {
 		c.Put(rec)
 	}
@@ -27,9 +38,6 @@ func FullCache(tb testing.TB) (*cache.Cache, []string) {
 	for i, rec := range containers {
 		c.Put(rec)
 		ids[i] = rec.ID
-	}
-	if c.Len() != cache.DefaultCapacity {
-		tb.Fatalf("cache holds %d records, want it full at %d", c.Len(), cache.DefaultCapacity)
 	}
 	return c, ids
 }

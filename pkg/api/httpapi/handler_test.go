@@ -74,12 +74,29 @@ func get(t *testing.T, h http.Handler, url string) (int, string) {
 	return w.Code, w.Body.String()
 }
 
+// getCase is one GET and what its answer must be: the status, and a
+// fragment of the body.
+type getCase struct {
+	name, url string
+	want      int
+	body      string
+}
+
+// checkGets sends each case's GET to h and checks its status and body.
+func checkGets(t *testing.T, h http.Handler, tests []getCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := get(t, h, tt.url)
+			if code != tt.want || !strings.Contains(body, tt.body) {
+				t.Errorf("GET %s = %d %q, want %d containing %q", tt.url, code, body, tt.want, tt.body)
+			}
+		})
+	}
+}
+
 func TestHandler_AnswersEachRequestWithTheRightStatus(t *testing.T) {
-	tests := []struct {
-		name, url string
-		want      int
-		body      string
-	}{
+	tests := []getCase{
 		{"full id", "/v1/containers/" + idA, 200, `"name":"app"`},
 		{"unique prefix", "/v1/containers/" + idC[:12], 200, `"is_pod_sandbox":true`},
 		{"ambiguous prefix is a conflict", "/v1/containers/" + idA[:12], 409, "ambiguous"},
@@ -106,14 +123,7 @@ func TestHandler_AnswersEachRequestWithTheRightStatus(t *testing.T) {
 		{"ready", "/readyz", 200, "ok"},
 	}
 	h, _ := newTestHandler(t)
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, body := get(t, h, tt.url)
-			if code != tt.want || !strings.Contains(body, tt.body) {
-				t.Errorf("GET %s = %d %q, want %d containing %q", tt.url, code, body, tt.want, tt.body)
-			}
-		})
-	}
+	checkGets(t, h, tests)
 }
 
 func TestHandler_ErrorsAreJSONWithAReason(t *testing.T) {

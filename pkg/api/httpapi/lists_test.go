@@ -140,11 +140,7 @@ func TestHandler_IPsAnswerTheLivePodHoldingAnAddressNow(t *testing.T) {
 	stopped := &enrich.Pod{SandboxID: idB, Name: "old-0", Namespace: "shop", State: "notready", IP: "10.0.0.8"}
 	c.Put(enrich.Record{ID: idB, ShortID: idB[:12], Name: "old-0", State: "notready", IsPodSandbox: true, Pod: stopped})
 	h := NewHandler(query.New(c, nil, querytest.PIDs{}, zap.NewNop(), 0), zap.NewNop(), Options{})
-	tests := []struct {
-		name, url string
-		want      int
-		body      string
-	}{
+	tests := []getCase{
 		{"live pod", "/v1/ips/10.0.0.7", 200, `"containers":[{"id":"` + idA},
 		{"live pod by its IPv6 address", "/v1/ips/fd00::7", 200, `"sandbox_id":"` + idC},
 		{"IPv4-mapped IPv6 form", "/v1/ips/::ffff:10.0.0.7", 200, `"sandbox_id":"` + idC},
@@ -153,14 +149,7 @@ func TestHandler_IPsAnswerTheLivePodHoldingAnAddressNow(t *testing.T) {
 		{"not an address", "/v1/ips/web-0", 400, "malformed ip"},
 		{"zoned address", "/v1/ips/fe80::1%25eth0", 400, "malformed ip"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, body := get(t, h, tt.url)
-			if code != tt.want || !strings.Contains(body, tt.body) {
-				t.Errorf("GET %s = %d %q, want %d containing %q", tt.url, code, body, tt.want, tt.body)
-			}
-		})
-	}
+	checkGets(t, h, tests)
 }
 
 func TestHandler_CgroupIDsAnswer400ForANonNumber404ForAnUnknownOrRemovedCgroup(t *testing.T) {
@@ -171,11 +160,7 @@ func TestHandler_CgroupIDsAnswer400ForANonNumber404ForAnUnknownOrRemovedCgroup(t
 	c.CgroupSeen(idB, 77)
 	c.CgroupGone(idB)
 	h := NewHandler(query.New(c, nil, querytest.PIDs{}, zap.NewNop(), 0), zap.NewNop(), Options{})
-	tests := []struct {
-		name, url string
-		want      int
-		body      string
-	}{
+	tests := []getCase{
 		{"live cgroup", "/v1/cgroup-ids/4242", 200, `"cgroup_id":4242`},
 		{"removed cgroup", "/v1/cgroup-ids/77", 404, "no live container"},
 		{"unknown cgroup", "/v1/cgroup-ids/9", 404, "no live container"},
@@ -184,12 +169,5 @@ func TestHandler_CgroupIDsAnswer400ForANonNumber404ForAnUnknownOrRemovedCgroup(t
 		{"hex", "/v1/cgroup-ids/0x10", 400, "malformed cgroup id"},
 		{"too large", "/v1/cgroup-ids/18446744073709551616", 400, "malformed cgroup id"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, body := get(t, h, tt.url)
-			if code != tt.want || !strings.Contains(body, tt.body) {
-				t.Errorf("GET %s = %d %q, want %d containing %q", tt.url, code, body, tt.want, tt.body)
-			}
-		})
-	}
+	checkGets(t, h, tests)
 }

@@ -32,7 +32,7 @@ import (
 	"google.golang.org/grpc/mem"
 
 	enricherv1 "github.com/cri-enricherd/cri-enricherd/api/v1"
-	"github.com/cri-enricherd/cri-enricherd/internal/benchdata"
+	"github.com/cri-enricherd/cri-enricherd/internal/querytest"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/api/grpcapi"
 	"github.com/cri-enricherd/cri-enricherd/pkg/api/httpapi"
@@ -132,7 +132,9 @@ func target(sock, grpcSocket string, records int) (loadTarget, error) {
 		return loadTarget{}, err
 	}
 	t := loadTarget{socket: filepath.Join(dir, "api.sock"), grpcSocket: filepath.Join(dir, "grpc.sock")}
-	c, ids := syntheticCache(records)
+	// Room for every container and sandbox: the load asks for containers
+	// that are all there.
+	c, ids := querytest.Filled(records, cache.WithCapacity(2*records))
 	t.ids = ids
 	l, err := socket.Listen(t.socket, socket.Options{})
 	if err != nil {
@@ -151,22 +153,6 @@ func target(sock, grpcSocket string, records int) (loadTarget, error) {
 	go func() { _ = gs.Serve(ctx, gl, time.Second); close(done) }()
 	t.stop = func() { _ = srv.Close(); cancel(); <-done; os.RemoveAll(dir) }
 	return t, nil
-}
-
-// syntheticCache holds n kubelet-sized containers, four to a pod, and the
-// pods' sandboxes; the load asks for the containers.
-func syntheticCache(n int) (*cache.Cache, []string) {
-	containers, sandboxes := benchdata.Records(n, 4)
-	c := cache.New(cache.WithCapacity(len(containers) + len(sandboxes)))
-	for _, rec := range sandboxes {
-		c.Put(rec)
-	}
-	ids := make([]string, len(containers))
-	for i, rec := range containers {
-		c.Put(rec)
-		ids[i] = rec.ID
-	}
-	return c, ids
 }
 
 // listIDs asks a running daemon which containers it serves.
