@@ -74,3 +74,20 @@ func BenchmarkPutReplace(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkGetFullIDParallel reads from every core at once, as the API's
+// clients and the lookup engine do.
+func BenchmarkGetFullIDParallel(b *testing.B) {
+	c, recs := benchCache(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := c.Get(recs[i%len(recs)].ID); err != nil {
+				b.Error(err)
+				return
+			}
+			i += 7
+		}
+	})
+}

@@ -15,13 +15,18 @@ import (
 // Cache is a bounded, thread-safe LRU of container and pod sandbox records.
 // Build one with New; the zero value is not usable.
 //
-// A single mutex guards everything because every look-up also updates
-// recency, so readers would need the write lock anyway.
+// One lock guards everything. Look-ups take it shared: a read does not move
+// its entry in the recency list, it only marks the entry used, and eviction
+// gives a used entry a second chance (moves it to the front and clears the
+// mark) before it takes the least recently used unmarked one. That is the
+// second-chance (CLOCK) approximation of LRU: a read protects a record from
+// the next eviction that reaches it, and readers on every core share the
+// lock instead of queueing for it (BENCHMARKS.md).
 type Cache struct {
 	opts      options
 	evictions atomic.Uint64
 
-	mu            sync.Mutex
+	mu            sync.RWMutex
 	byID          map[string]*entry
 	byPrefix      map[string]*entry      // first MinPrefixLen chars -> the one entry with them
 	prefixClashes map[string][]*entry    // first MinPrefixLen chars -> the entries, when several
@@ -187,34 +192,34 @@ func (c *Cache) Delete(id string) bool {
 // set, until their grace period ends. Errors wrap ErrInvalidID, ErrNotFound or
 // ErrAmbiguous.
 func (c *Cache) Get(idOrPrefix string) (enrich.Record, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	e, err := c.findLocked(idOrPrefix)
 	if err != nil {
 		return enrich.Record{}, err
 	}
-	c.recency.moveToFront(e)
+	e.markUsed()
 	return e.rec, nil
 }
 
 // GetSandbox returns the pod sandbox record with exactly this ID, including a
 // deleted sandbox still within its grace period.
 func (c *Cache) GetSandbox(sandboxID string) (enrich.Record, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	e, ok := c.byID[sandboxID]
 	if !ok || !e.rec.IsPodSandbox || c.expired(e) {
 		return enrich.Record{}, false
 	}
-	c.recency.moveToFront(e)
+	e.markUsed()
 	return e.rec, true
 }
 
 // Len returns the number of records held, deleted ones within their grace
 // period included.
 func (c *Cache) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return len(c.byID) - c.expiredCountLocked()
 }
 
@@ -222,8 +227,8 @@ func (c *Cache) Len() int {
 // records (of either kind) still within their grace period. They add up to
 // Len.
 func (c *Cache) Counts() (containers, sandboxes, deleted int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return c.containers, c.sandboxes, len(c.deleted) - c.expiredCountLocked()
 }
 
@@ -254,8 +259,8 @@ func (c *Cache) Evictions() uint64 { return c.evictions.Load() }
 
 // Revision returns the revision of the latest change (0 before any change).
 func (c *Cache) Revision() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return c.revision
 }
 
@@ -367,9 +372,11 @@ func removeEntry(list []*entry, e *entry) []*entry {
 // evictLocked removes one record to make room: a deleted one if any, since
 // it is on its way out anyway, otherwise the least recently used.
 func (c *Cache) evictLocked() {
-	victim := c.recency.back()
+	var victim *entry
 	if len(c.deleted) > 0 {
 		victim = c.deleted[0]
+	} else {
+		victim = c.recency.leastRecent()
 	}
 	c.removeLocked(victim)
 	c.evictions.Add(1)

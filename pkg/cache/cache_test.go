@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -51,20 +52,46 @@ func TestCache_LRUBoundHoldsAndCountsEvictions(t *testing.T) {
 	}
 }
 
-func TestCache_GetMakesARecordRecentlyUsed(t *testing.T) {
-	c := New(WithCapacity(3))
-	for i := range 3 {
-		c.Put(plainRecord(testID(i)))
+func TestCache_AReadMakesARecordRecentlyUsed(t *testing.T) {
+	reads := []struct {
+		name string
+		read func(c *Cache, n int) bool
+	}{
+		{name: "Get", read: func(c *Cache, n int) bool { _, err := c.Get(testID(n)); return err == nil }},
+		{name: "GetSandbox", read: func(c *Cache, n int) bool { _, ok := c.GetSandbox(testID(n)); return ok }},
+		{name: "ByCgroupID", read: func(c *Cache, n int) bool { _, ok := c.ByCgroupID(uint64(1000 + n)); return ok }},
 	}
-	if _, err := c.Get(testID(0)); err != nil {
-		t.Fatalf("Get: %v", err)
-	}
-	c.Put(plainRecord(testID(3)))
-	if _, err := c.Get(testID(0)); err != nil {
-		t.Errorf("recently read record was evicted: %v", err)
-	}
-	if _, err := c.Get(testID(1)); !errors.Is(err, ErrNotFound) {
-		t.Errorf("least recently used record: error = %v, want ErrNotFound", err)
+	for _, tt := range reads {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(WithCapacity(3))
+			for i := range 3 {
+				c.Put(sandboxRecord(testID(i), "ns", "pod-"+strconv.Itoa(i)))
+				c.CgroupSeen(testID(i), uint64(1000+i))
+			}
+			// 0 is the least recently written; reading it twice must
+			// protect it from the next two evictions, which take 1 then 2.
+			for range 2 {
+				if !tt.read(c, 0) {
+					t.Fatalf("%s(%s) found nothing", tt.name, testID(0))
+				}
+			}
+			c.Put(plainRecord(testID(3)))
+			c.Put(plainRecord(testID(4)))
+			for i, wantCached := range []bool{true, false, false, true, true} {
+				if _, err := c.Get(testID(i)); (err == nil) != wantCached {
+					t.Errorf("record %d: cached = %v, want %v", i, err == nil, wantCached)
+				}
+			}
+			// Passed over by the first eviction, 0 counts as used then,
+			// before 3 was written: unread since, it goes next.
+			c.Put(plainRecord(testID(5)))
+			if _, err := c.Get(testID(3)); err != nil {
+				t.Errorf("record 3 evicted before record 0, used earlier: %v", err)
+			}
+			if _, err := c.Get(testID(0)); !errors.Is(err, ErrNotFound) {
+				t.Errorf("record 0, least recently used: error = %v, want ErrNotFound", err)
+			}
+		})
 	}
 }
 

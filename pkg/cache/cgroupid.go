@@ -51,13 +51,13 @@ func (c *Cache) CgroupGone(id string) {
 // ByCgroupID returns the record whose cgroup has this ID now. It costs a
 // map read: eBPF consumers ask it for every event they see.
 func (c *Cache) ByCgroupID(cgroupID uint64) (enrich.Record, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	e, ok := c.byCgroupID[cgroupID]
 	if !ok {
 		return enrich.Record{}, false
 	}
-	c.recency.moveToFront(e)
+	e.markUsed()
 	return e.rec, true
 }
 

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"container/heap"
+	"sync/atomic"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
@@ -9,11 +10,13 @@ import (
 // entry is one cached record plus its places in the recency list and the
 // deletion heap. The links are intrusive so that Get never allocates.
 type entry struct {
-	// The links come first: a read moves its entry to the front, so they
-	// share a cache line with the start of the record it then copies.
 	prev, next *entry
-	rec        enrich.Record
-	heapIndex  int // position in deletedHeap; -1 while the record is live
+	// used says the record was read since the entry last reached the front
+	// of the recency list. Reads set it under the shared lock, so it is
+	// atomic; it sits beside the start of the record a read then copies.
+	used      atomic.Bool
+	rec       enrich.Record
+	heapIndex int // position in deletedHeap; -1 while the record is live
 	// cgroupSeq orders the claims on a cgroup ID (the kernel re-uses the
 	// inode of a removed directory): the latest claim holds the ID.
 	cgroupSeq uint64
@@ -24,6 +27,14 @@ type entry struct {
 
 func (e *entry) deleted() bool { return e.rec.DeletedAt != nil }
 
+// markUsed records a read without writing to the shared list: only the
+// first read since the entry reached the front writes the flag at all.
+func (e *entry) markUsed() {
+	if !e.used.Load() {
+		e.used.Store(true)
+	}
+}
+
 // recencyList orders entries from most to least recently used. The zero
 // value is not usable: call init.
 type recencyList struct {
@@ -33,6 +44,7 @@ type recencyList struct {
 func (l *recencyList) init() { l.root.next, l.root.prev = &l.root, &l.root }
 
 func (l *recencyList) pushFront(e *entry) {
+	e.used.Store(false)
 	e.prev, e.next = &l.root, l.root.next
 	e.prev.next, e.next.prev = e, e
 }
@@ -50,12 +62,18 @@ func (l *recencyList) moveToFront(e *entry) {
 	l.pushFront(e)
 }
 
-// back returns the least recently used entry, or nil when the list is empty.
-func (l *recencyList) back() *entry {
-	if l.root.prev == &l.root {
-		return nil
+// leastRecent returns the entry to evict: the one nearest the back that was
+// not read since it last reached the front. Entries passed over on the way
+// were read, so they move to the front with their mark cleared. The list
+// must not be empty.
+func (l *recencyList) leastRecent() *entry {
+	for {
+		e := l.root.prev
+		if !e.used.Load() {
+			return e
+		}
+		l.moveToFront(e)
 	}
-	return l.root.prev
 }
 
 // deletedHeap orders deleted entries by DeletedAt, earliest first, so that

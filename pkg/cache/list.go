@@ -63,13 +63,13 @@ func (f *Filter) matchLabels(rec *enrich.Record) bool {
 // ID. It does not change recency: listing is not use.
 func (c *Cache) List(f Filter) []enrich.Record {
 	var out []enrich.Record
-	c.mu.Lock()
+	c.mu.RLock()
 	for e := c.recency.root.next; e != &c.recency.root; e = e.next {
 		if f.matches(&e.rec) && !c.expired(e) {
 			out = append(out, e.rec)
 		}
 	}
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	if f.Match != nil {
 		out = slices.DeleteFunc(out, func(r enrich.Record) bool { return !f.Match(r) })
 	}
@@ -81,7 +81,7 @@ func (c *Cache) List(f Filter) []enrich.Record {
 // sorted like List. Use List with SandboxID and IncludeDeleted to also get
 // deleted ones.
 func (c *Cache) BySandbox(sandboxID string) []enrich.Record {
-	c.mu.Lock()
+	c.mu.RLock()
 	members := c.bySandbox[sandboxID]
 	out := make([]enrich.Record, 0, len(members))
 	for _, e := range members {
@@ -89,7 +89,7 @@ func (c *Cache) BySandbox(sandboxID string) []enrich.Record {
 			out = append(out, e.rec)
 		}
 	}
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	sortRecords(out)
 	return out
 }
@@ -115,7 +115,7 @@ func sortRecords(recs []enrich.Record) {
 // been seen yet: then the newer one holds it, since the runtime's IPAM gave
 // the address out again only after the older pod released it.
 func (c *Cache) SandboxByIP(ip string) (enrich.Record, bool) {
-	c.mu.Lock()
+	c.mu.RLock()
 	var found *entry
 	for _, e := range c.byIP[ip] {
 		if found == nil || newer(&e.rec, &found.rec) {
@@ -126,7 +126,7 @@ func (c *Cache) SandboxByIP(ip string) (enrich.Record, bool) {
 	if found != nil {
 		rec = found.rec
 	}
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	return rec, found != nil
 }
 
