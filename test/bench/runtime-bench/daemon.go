@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cri-enricherd/cri-enricherd/internal/promtext"
-	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 	"github.com/cri-enricherd/cri-enricherd/test/internal/daemonproc"
 )
 
@@ -56,14 +55,6 @@ func (d *daemon) waitEventSource(ctx context.Context, timeout time.Duration) err
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// served reports whether the API serves a record for the ID from its cache
-// alone: a 63-character prefix never triggers an on-demand lookup, so this
-// measures the daemon's own pipeline, not the benchmark's questions.
-func (d *daemon) served(id string) (enrich.Record, bool) {
-	rec, err := d.Record(id[:63])
-	return rec, err == nil && rec.Pod != nil
 }
 
 // scrape returns the daemon's samples by series.

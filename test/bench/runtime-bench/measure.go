@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -9,19 +10,21 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/cgroup"
+	"github.com/cri-enricherd/cri-enricherd/pkg/client"
+	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
+	"github.com/cri-enricherd/cri-enricherd/pkg/watch"
 )
 
-// latencies is what the pollers saw, by ID: when its cgroup appeared, when
-// the API first served it with its pod, and when it served it complete.
+// latencies is what the benchmark saw, by ID: when its cgroup appeared,
+// when the daemon first published its record with its pod, and when it
+// published it complete.
 type latencies struct {
 	mu       sync.Mutex
 	cgroupAt map[string]time.Time
 	served   map[string]time.Time
 	complete map[string]time.Time
-	// knownPod are the containers whose sandbox was already served when
-	// their cgroup appeared: the case the 1.5x target is about.
-	knownPod []time.Duration
 	sandbox  map[string]bool
+	podOf    map[string]string // container ID -> its sandbox's ID
 
 	pods []createdPod
 	ids  map[string]bool // every ID of this run's pods
@@ -29,33 +32,53 @@ type latencies struct {
 
 func newLatencies() *latencies {
 	return &latencies{cgroupAt: map[string]time.Time{}, served: map[string]time.Time{},
-		complete: map[string]time.Time{}, sandbox: map[string]bool{}, ids: map[string]bool{}}
+		complete: map[string]time.Time{}, sandbox: map[string]bool{}, podOf: map[string]string{},
+		ids: map[string]bool{}}
 }
 
 // createAndTime creates the pods one after another while a cgroup watcher
-// of its own timestamps each new container cgroup and starts a poller for
-// it. On a shared host other work's cgroups are polled too (their IDs are
-// not known until the runtime answers), so it waits for this run's IDs
-// only and then stops the rest.
+// of its own timestamps each new container cgroup and one watch of the
+// daemon's API timestamps each record the daemon publishes.
+//
+// The watch, not polling, is what times "served": the daemon publishes a
+// record to its watchers right after it is cached, so from then on the API
+// answers it, and one stream costs the machine next to nothing. Polling
+// every ID every 0.2 ms until it was complete (what this program did until
+// 2026-12-02) kept dozens of HTTP clients spinning on two shared cores
+// while the runtime and the daemon worked, and slowed what it measured
+// (BENCHMARKS.md compares both on one machine).
 func createAndTime(ctx context.Context, rt runtimeUnderTest, d *daemon, o options) (*latencies, error) {
 	lat := newLatencies()
 	wctx, cancel := context.WithCancel(ctx)
-	var polls sync.WaitGroup
-	watching := make(chan struct{})
-	// The watcher stops before the pollers are waited for: it adds them.
-	defer func() { cancel(); <-watching; polls.Wait() }()
+	watching, streaming := make(chan struct{}), make(chan struct{})
+	defer func() { cancel(); <-watching; <-streaming }()
+	synced := make(chan struct{})
+	var streamErr error
+	go func() {
+		defer close(streaming)
+		once := sync.Once{}
+		streamErr = client.New(d.Socket).Watch(wctx, 0, func(ev watch.Event) error {
+			switch {
+			case ev.Type == watch.Synced:
+				once.Do(func() { close(synced) })
+			case ev.Record != nil && ev.Record.Pod != nil:
+				lat.saw(ev.Record, time.Now())
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-synced:
+	case <-streaming:
+		return nil, fmt.Errorf("watch the daemon: %w", streamErr)
+	}
 	w := cgroup.NewWatcher(rt.cgroupDir(), zap.NewNop(), cgroup.WatcherOptions{})
 	var runErr error
 	go func() {
 		defer close(watching)
 		runErr = w.Run(wctx, func(ev cgroup.Event) {
-			if ev.Kind != cgroup.Added {
-				return
-			}
-			id, at := ev.Ref.ContainerID, time.Now()
-			if lat.observed(id, at) {
-				polls.Add(1)
-				go func() { defer polls.Done(); lat.poll(wctx, d, id, at) }()
+			if ev.Kind == cgroup.Added {
+				lat.observed(ev.Ref.ContainerID, time.Now())
 			}
 		})
 	}()
@@ -71,18 +94,16 @@ func createAndTime(ctx context.Context, rt runtimeUnderTest, d *daemon, o option
 		}
 		lat.add(pod)
 	}
-	return lat, lat.waitComplete(ctx, time.Minute)
+	return lat, lat.waitComplete(ctx, time.Minute, streaming)
 }
 
-// observed notes a cgroup's first appearance and reports whether it is new.
-func (l *latencies) observed(id string, at time.Time) bool {
+// observed notes a cgroup's first appearance.
+func (l *latencies) observed(id string, at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.cgroupAt[id]; ok {
-		return false
+	if _, ok := l.cgroupAt[id]; !ok {
+		l.cgroupAt[id] = at
 	}
-	l.cgroupAt[id] = at
-	return true
 }
 
 func (l *latencies) add(p createdPod) {
@@ -94,9 +115,10 @@ func (l *latencies) add(p createdPod) {
 	}
 }
 
-// waitComplete waits until every ID of the run was served complete, or the
-// timeout; what is still missing is counted by fill.
-func (l *latencies) waitComplete(ctx context.Context, timeout time.Duration) error {
+// waitComplete waits until every ID of the run was served complete, the
+// timeout, or the end of the watch; what is still missing is counted by
+// fill.
+func (l *latencies) waitComplete(ctx context.Context, timeout time.Duration, streaming <-chan struct{}) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if l.pending() == 0 {
@@ -105,6 +127,8 @@ func (l *latencies) waitComplete(ctx context.Context, timeout time.Duration) err
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-streaming:
+			return errors.New("the daemon ended its watch stream before every record was complete")
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
@@ -123,41 +147,33 @@ func (l *latencies) pending() int {
 	return n
 }
 
-// poll asks the API for one ID every 0.2 ms until it serves the record
-// with its pod, and then until it serves it complete (not partial).
-func (l *latencies) poll(ctx context.Context, d *daemon, id string, since time.Time) {
-	deadline := since.Add(time.Minute)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if rec, ok := d.served(id); ok && l.saw(id, since, rec.IsPodSandbox, rec.Pod.SandboxID, !rec.Partial) {
-			return
-		}
-		time.Sleep(200 * time.Microsecond)
+// saw notes a record the daemon published with its pod at now: the first
+// time it was served, and the first time it was complete (not partial).
+func (l *latencies) saw(rec *enrich.Record, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.served[rec.ID]; !ok {
+		l.served[rec.ID] = now
+		l.sandbox[rec.ID] = rec.IsPodSandbox
+		l.podOf[rec.ID] = rec.Pod.SandboxID
+	}
+	if _, ok := l.complete[rec.ID]; !ok && !rec.Partial {
+		l.complete[rec.ID] = now
 	}
 }
 
-// saw records a served record and reports whether it was complete.
-func (l *latencies) saw(id string, since time.Time, isSandbox bool, sandboxID string, complete bool) bool {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, ok := l.served[id]; !ok {
-		l.served[id] = now
-		l.sandbox[id] = isSandbox
-		if at, ok := l.served[sandboxID]; !isSandbox && ok && at.Before(since) {
-			l.knownPod = append(l.knownPod, now.Sub(since))
-		}
-	}
-	if complete {
-		l.complete[id] = now
-	}
-	return complete
+// knownPod says whether a container's sandbox was served before its cgroup
+// appeared: the case the 1.5x target is about.
+func (l *latencies) knownPod(id string, cgroupAt time.Time) bool {
+	at, ok := l.served[l.podOf[id]]
+	return ok && at.Before(cgroupAt)
 }
 
 // fill writes the run's latencies into r.
 func (l *latencies) fill(r *result) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var ctr, sb, done, afterStart []time.Duration
+	var ctr, sb, known, done, afterStart []time.Duration
 	for id := range l.ids {
 		at, seen := l.cgroupAt[id]
 		served, ok := l.served[id]
@@ -167,10 +183,15 @@ func (l *latencies) fill(r *result) {
 		case !ok || l.complete[id].IsZero():
 			r.MissedRecords++
 		case l.sandbox[id]:
-			sb = append(sb, served.Sub(at))
+			sb = append(sb, max(0, served.Sub(at)))
 		default:
-			ctr = append(ctr, served.Sub(at))
-			done = append(done, l.complete[id].Sub(at))
+			// The daemon's watcher can see a cgroup, and publish its
+			// record, a moment before this program's watcher does.
+			ctr = append(ctr, max(0, served.Sub(at)))
+			done = append(done, max(0, l.complete[id].Sub(at)))
+			if l.knownPod(id, at) {
+				known = append(known, max(0, served.Sub(at)))
+			}
 		}
 	}
 	for _, p := range l.pods {
@@ -182,7 +203,7 @@ func (l *latencies) fill(r *result) {
 			}
 		}
 	}
-	r.ServedContainer, r.ServedSandbox, r.ServedKnownPod = summarize(ctr), summarize(sb), summarize(l.knownPod)
+	r.ServedContainer, r.ServedSandbox, r.ServedKnownPod = summarize(ctr), summarize(sb), summarize(known)
 	r.CompleteContainer, r.CompleteAfter = summarize(done), summarize(afterStart)
 	r.RunPodSandbox = summarize(l.runSandboxes())
 }
