@@ -3,6 +3,7 @@ package lookup
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -357,5 +358,46 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A burst of cgroups waiting at once costs one unfiltered List per round,
+// not one filtered List per ID: the first ID's List is held until nine more
+// wait behind it, and those nine are answered from a single List.
+func TestLookup_ABurstOfWaitingIDsSharesOneList(t *testing.T) {
+	rt := newFakeRuntime()
+	_, ctrs := rt.addPod(1, 10)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	lists := map[string]int{} // ID filter ("" = unfiltered) -> ListContainers calls
+	rt.fail = func(rpc, id string) error {
+		if rpc != "ListContainers" {
+			return nil
+		}
+		mu.Lock()
+		lists[id]++
+		first := id == ctrs[0] && lists[id] == 1
+		mu.Unlock()
+		if first {
+			<-release
+		}
+		return nil
+	}
+	e, c, _ := newTestEngine(t, rt, Options{Wait: fastWait})
+	e.Submit(ctrs[0], Hint{Exists: true, Cgroup: true})
+	waitFor(t, func() bool { return rt.Calls("ListContainers") == 1 })
+	for _, id := range ctrs[1:] {
+		e.Submit(id, Hint{Exists: true, Cgroup: true})
+	}
+	close(release)
+	waitFor(t, func() bool { return c.Len() == len(ctrs)+1 })
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string]int{ctrs[0]: 1, "": 1}
+	if !reflect.DeepEqual(lists, want) {
+		t.Errorf("ListContainers calls by ID filter = %v, want %v (one filtered for the first ID, one unfiltered for the nine after it)", lists, want)
+	}
+	if got := rt.Calls("ContainerStatus"); got != len(ctrs) {
+		t.Errorf("ContainerStatus calls = %d, want one per container (%d)", got, len(ctrs))
 	}
 }

@@ -164,8 +164,9 @@ func (w *waiter) run(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		due, next := w.due()
+		l := w.lister(len(due) > 1)
 		for _, id := range due {
-			w.poll(ctx, id)
+			w.poll(ctx, id, l)
 		}
 		if len(due) > 0 {
 			continue // polling took time: look again before sleeping
@@ -211,7 +212,7 @@ func (w *waiter) due() ([]string, time.Time) {
 
 // poll lists id and submits its lookup when the runtime reports it started,
 // or reschedules it.
-func (w *waiter) poll(ctx context.Context, id string) {
+func (w *waiter) poll(ctx context.Context, id string, l *lister) {
 	w.mu.Lock()
 	wt, ok := w.ids[id]
 	var hint Hint
@@ -226,7 +227,7 @@ func (w *waiter) poll(ctx context.Context, id string) {
 		w.submit(id, hint)
 		return
 	}
-	verdict, isSandbox, listed := w.state(ctx, id, hint)
+	verdict, isSandbox, listed := l.state(ctx, id, hint)
 	now := w.e.opts.Now()
 	if hint.Gone {
 		w.pollGone(id, wt, verdict, isSandbox, now)
@@ -303,23 +304,42 @@ const (
 	verdictStopped                     // a container exited, a sandbox not ready after it was ready
 )
 
+// lister answers what the Lists say about the IDs due in one round. With
+// one ID due it lists that ID (a filtered List); with several, it lists
+// each kind once, unfiltered, and answers every ID from that: containerd
+// builds every container's entry to answer a filtered List anyway, so one
+// List for a burst of IDs costs the runtime about what one filtered List
+// does, and no ID's List waits behind the others'.
+type lister struct {
+	w   *waiter
+	all bool
+
+	containers map[string]*runtimeapi.Container
+	sandboxes  map[string]*runtimeapi.PodSandbox
+	cErr, sErr error
+	cDone      bool
+	sDone      bool
+}
+
+func (w *waiter) lister(all bool) *lister { return &lister{w: w, all: all} }
+
 // state lists id as a sandbox and as a container, the likelier first; a
 // listed container comes back too.
-func (w *waiter) state(ctx context.Context, id string, hint Hint) (listVerdict, bool, *runtimeapi.Container) {
+func (l *lister) state(ctx context.Context, id string, hint Hint) (listVerdict, bool, *runtimeapi.Container) {
 	if hint.Sandbox || hint.NewPod {
-		if v := w.sandboxState(ctx, id, hint.Gone); v != verdictUnlisted || hint.Sandbox {
+		if v := l.sandboxState(ctx, id, hint.Gone); v != verdictUnlisted || hint.Sandbox {
 			return v, true, nil
 		}
-		v, c := w.containerState(ctx, id)
+		v, c := l.containerState(ctx, id)
 		return v, false, c
 	}
-	if v, c := w.containerState(ctx, id); v != verdictUnlisted {
+	if v, c := l.containerState(ctx, id); v != verdictUnlisted {
 		return v, false, c
 	}
 	if hint.Gone {
 		return verdictUnlisted, false, nil
 	}
-	return w.sandboxState(ctx, id, false), true, nil
+	return l.sandboxState(ctx, id, false), true, nil
 }
 
 // knows says whether id's record is complete and already in the state the
@@ -343,17 +363,14 @@ func (w *waiter) cached(id string) bool {
 
 // sandboxState reads a sandbox's listed state. Not ready means "not set up
 // yet" to a wait for the start and "stopped" to a wait for the end.
-func (w *waiter) sandboxState(ctx context.Context, id string, gone bool) listVerdict {
-	if w.e.limit.Wait(ctx) != nil {
-		return verdictFailed
-	}
-	items, err := w.e.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{Id: id})
+func (l *lister) sandboxState(ctx context.Context, id string, gone bool) listVerdict {
+	item, err := l.sandbox(ctx, id)
 	switch {
 	case err != nil:
 		return verdictFailed
-	case len(items) == 0:
+	case item == nil:
 		return verdictUnlisted
-	case items[0].GetState() == runtimeapi.PodSandboxState_SANDBOX_READY:
+	case item.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY:
 		return verdictStarted
 	case gone:
 		return verdictStopped
@@ -361,22 +378,75 @@ func (w *waiter) sandboxState(ctx context.Context, id string, gone bool) listVer
 	return verdictListed
 }
 
-func (w *waiter) containerState(ctx context.Context, id string) (listVerdict, *runtimeapi.Container) {
-	if w.e.limit.Wait(ctx) != nil {
-		return verdictFailed, nil
-	}
-	items, err := w.e.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{Id: id})
+func (l *lister) containerState(ctx context.Context, id string) (listVerdict, *runtimeapi.Container) {
+	item, err := l.container(ctx, id)
 	switch {
 	case err != nil:
 		return verdictFailed, nil
-	case len(items) == 0:
+	case item == nil:
 		return verdictUnlisted, nil
 	}
-	switch items[0].GetState() {
+	switch item.GetState() {
 	case runtimeapi.ContainerState_CONTAINER_CREATED:
-		return verdictListed, items[0]
+		return verdictListed, item
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
-		return verdictStopped, items[0]
+		return verdictStopped, item
 	}
-	return verdictStarted, items[0]
+	return verdictStarted, item
+}
+
+// sandbox returns id's listed sandbox, nil when the runtime lists none.
+func (l *lister) sandbox(ctx context.Context, id string) (*runtimeapi.PodSandbox, error) {
+	if !l.all {
+		items, err := l.listSandboxes(ctx, &runtimeapi.PodSandboxFilter{Id: id})
+		if err != nil || len(items) == 0 {
+			return nil, err
+		}
+		return items[0], nil
+	}
+	if !l.sDone {
+		l.sDone = true
+		var items []*runtimeapi.PodSandbox
+		items, l.sErr = l.listSandboxes(ctx, nil)
+		l.sandboxes = make(map[string]*runtimeapi.PodSandbox, len(items))
+		for _, it := range items {
+			l.sandboxes[it.GetId()] = it
+		}
+	}
+	return l.sandboxes[id], l.sErr
+}
+
+// container returns id's listed container, nil when the runtime lists none.
+func (l *lister) container(ctx context.Context, id string) (*runtimeapi.Container, error) {
+	if !l.all {
+		items, err := l.listContainers(ctx, &runtimeapi.ContainerFilter{Id: id})
+		if err != nil || len(items) == 0 {
+			return nil, err
+		}
+		return items[0], nil
+	}
+	if !l.cDone {
+		l.cDone = true
+		var items []*runtimeapi.Container
+		items, l.cErr = l.listContainers(ctx, nil)
+		l.containers = make(map[string]*runtimeapi.Container, len(items))
+		for _, it := range items {
+			l.containers[it.GetId()] = it
+		}
+	}
+	return l.containers[id], l.cErr
+}
+
+func (l *lister) listSandboxes(ctx context.Context, f *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error) {
+	if err := l.w.e.limit.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return l.w.e.rt.ListPodSandbox(ctx, f)
+}
+
+func (l *lister) listContainers(ctx context.Context, f *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error) {
+	if err := l.w.e.limit.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return l.w.e.rt.ListContainers(ctx, f)
 }
