@@ -311,14 +311,41 @@ const (
 // List for a burst of IDs costs the runtime about what one filtered List
 // does, and no ID's List waits behind the others'.
 type lister struct {
-	w   *waiter
-	all bool
+	w          *waiter
+	all        bool
+	containers listing[*runtimeapi.Container]
+	sandboxes  listing[*runtimeapi.PodSandbox]
+}
 
-	containers map[string]*runtimeapi.Container
-	sandboxes  map[string]*runtimeapi.PodSandbox
-	cErr, sErr error
-	cDone      bool
-	sDone      bool
+// listing is one kind's answer in a round: the unfiltered List, made once.
+type listing[T interface{ GetId() string }] struct {
+	byID map[string]T
+	err  error
+	done bool
+}
+
+// get returns id's listed item (nil when the runtime lists none): from a
+// List filtered by id or, with all, from the round's unfiltered List.
+// list lists what id names, everything for "".
+func (s *listing[T]) get(ctx context.Context, id string, all bool, list func(context.Context, string) ([]T, error)) (T, error) {
+	var none T
+	if !all {
+		items, err := list(ctx, id)
+		if err != nil || len(items) == 0 {
+			return none, err
+		}
+		return items[0], nil
+	}
+	if !s.done {
+		s.done = true
+		var items []T
+		items, s.err = list(ctx, "")
+		s.byID = make(map[string]T, len(items))
+		for _, it := range items {
+			s.byID[it.GetId()] = it
+		}
+	}
+	return s.byID[id], s.err
 }
 
 func (w *waiter) lister(all bool) *lister { return &lister{w: w, all: all} }
@@ -397,56 +424,20 @@ func (l *lister) containerState(ctx context.Context, id string) (listVerdict, *r
 
 // sandbox returns id's listed sandbox, nil when the runtime lists none.
 func (l *lister) sandbox(ctx context.Context, id string) (*runtimeapi.PodSandbox, error) {
-	if !l.all {
-		items, err := l.listSandboxes(ctx, &runtimeapi.PodSandboxFilter{Id: id})
-		if err != nil || len(items) == 0 {
+	return l.sandboxes.get(ctx, id, l.all, func(ctx context.Context, id string) ([]*runtimeapi.PodSandbox, error) {
+		if err := l.w.e.limit.Wait(ctx); err != nil {
 			return nil, err
 		}
-		return items[0], nil
-	}
-	if !l.sDone {
-		l.sDone = true
-		var items []*runtimeapi.PodSandbox
-		items, l.sErr = l.listSandboxes(ctx, nil)
-		l.sandboxes = make(map[string]*runtimeapi.PodSandbox, len(items))
-		for _, it := range items {
-			l.sandboxes[it.GetId()] = it
-		}
-	}
-	return l.sandboxes[id], l.sErr
+		return l.w.e.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{Id: id})
+	})
 }
 
 // container returns id's listed container, nil when the runtime lists none.
 func (l *lister) container(ctx context.Context, id string) (*runtimeapi.Container, error) {
-	if !l.all {
-		items, err := l.listContainers(ctx, &runtimeapi.ContainerFilter{Id: id})
-		if err != nil || len(items) == 0 {
+	return l.containers.get(ctx, id, l.all, func(ctx context.Context, id string) ([]*runtimeapi.Container, error) {
+		if err := l.w.e.limit.Wait(ctx); err != nil {
 			return nil, err
 		}
-		return items[0], nil
-	}
-	if !l.cDone {
-		l.cDone = true
-		var items []*runtimeapi.Container
-		items, l.cErr = l.listContainers(ctx, nil)
-		l.containers = make(map[string]*runtimeapi.Container, len(items))
-		for _, it := range items {
-			l.containers[it.GetId()] = it
-		}
-	}
-	return l.containers[id], l.cErr
-}
-
-func (l *lister) listSandboxes(ctx context.Context, f *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error) {
-	if err := l.w.e.limit.Wait(ctx); err != nil {
-		return nil, err
-	}
-	return l.w.e.rt.ListPodSandbox(ctx, f)
-}
-
-func (l *lister) listContainers(ctx context.Context, f *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error) {
-	if err := l.w.e.limit.Wait(ctx); err != nil {
-		return nil, err
-	}
-	return l.w.e.rt.ListContainers(ctx, f)
+		return l.w.e.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{Id: id})
+	})
 }
