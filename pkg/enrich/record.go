@@ -19,7 +19,9 @@ const (
 	PodSourceSandboxCache PodSource = "sandbox_cache"
 	// PodSourceContainerLabels means neither a sandbox answer nor a cached
 	// sandbox was available; the identity was read from the container's own
-	// kubelet labels and runtime annotations (no IP, no pod labels).
+	// kubelet labels and runtime annotations (no IP, no pod labels). A
+	// created container's first record carries it while its new pod's
+	// sandbox is still being looked up, until the sandbox's pod replaces it.
 	PodSourceContainerLabels PodSource = "container_labels"
 	// PodSourceNone means no pod data could be found at all.
 	PodSourceNone PodSource = "none"

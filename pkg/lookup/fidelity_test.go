@@ -231,23 +231,39 @@ func TestLookup_ASandboxFetchedForItsContainerIsNotAskedAgainByItsWait(t *testin
 	}
 }
 
-// A sandbox listed ready while a container's lookup is asking its status
-// for the pod shares that one PodSandboxStatus.
-func TestLookup_ASandboxListedReadyWhileItsContainerAsksForItSharesTheCall(t *testing.T) {
+// The first container of a new pod does not wait for its pod's
+// PodSandboxStatus: its record is cached at once with the pod its labels
+// name (no IP), and takes the sandbox's pod when that answer lands. The
+// sandbox's own lookup, listed ready meanwhile, shares that one call.
+func TestLookup_AContainerOfAPodNotCachedYetIsServedWithItsLabelsUntilItsSandboxLands(t *testing.T) {
 	rt := newFakeRuntime()
 	sb, ctrs := rt.addPod(1, 1)
 	rt.setContainer(ctrs[0], runtimeapi.ContainerState_CONTAINER_CREATED, 0)
 	rt.block = make(chan struct{})
-	e, c, _ := newTestEngine(t, rt, Options{Wait: fastWait})
+	e, c, rec := newTestEngine(t, rt, Options{Wait: fastWait})
 	e.Submit(ctrs[0], Hint{Exists: true, Cgroup: true})
-	waitFor(t, func() bool { return rt.Calls("PodSandboxStatus") == 1 }) // the container's, held
+	waitFor(t, func() bool { _, err := c.Get(ctrs[0]); return err == nil })
+	early, _ := c.Get(ctrs[0])
+	if !early.Partial || early.Pod == nil || early.PodSource != enrich.PodSourceContainerLabels ||
+		early.Pod.Name != "web-1" || early.Pod.Namespace != "shop" || early.Pod.SandboxID != sb || early.Pod.IP != "" {
+		t.Fatalf("first record = partial %v, source %q, pod %+v; want partial, container_labels, web-1 in shop of %s, no IP", early.Partial, early.PodSource, early.Pod, sb)
+	}
+	waitFor(t, func() bool { return rt.Calls("PodSandboxStatus") == 1 }) // queued beside it, held
 	e.Submit(sb, Hint{Exists: true, Cgroup: true, NewPod: true})
-	waitFor(t, func() bool { return e.Stats().InFlight == 2 })
-	time.Sleep(20 * time.Millisecond) // let the sandbox's lookup reach the shared call
+	time.Sleep(20 * time.Millisecond) // let the sandbox's wait reach the shared call
 	close(rt.block)
-	waitFor(t, func() bool { got, ok := c.GetSandbox(sb); return ok && got.State == "ready" && e.Stats().InFlight == 0 })
+	waitFor(t, func() bool { got, _ := c.Get(ctrs[0]); return got.PodSource == enrich.PodSourceSandboxStatus })
+	if got, _ := c.Get(ctrs[0]); got.Pod.IP != "10.0.0.2" || got.Pod.SandboxID != sb {
+		t.Errorf("record after the sandbox landed: pod %+v; want the sandbox's, IP 10.0.0.2", got.Pod)
+	}
+	if got, ok := c.GetSandbox(sb); !ok || got.State != "ready" {
+		t.Errorf("sandbox = %+v, %v; want it cached ready", got, ok)
+	}
 	if n := rt.Calls("PodSandboxStatus"); n != 1 {
 		t.Errorf("PodSandboxStatus calls = %d, want 1", n)
+	}
+	if n := rec.Get("fallback:container_labels"); n != 0 {
+		t.Errorf("fallback hits counted for the early record = %d, want 0: nothing failed", n)
 	}
 }
 

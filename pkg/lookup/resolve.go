@@ -125,19 +125,28 @@ func (e *Engine) fetchContainer(ctx context.Context, id string) (enrich.Record, 
 		e.rec.LookupFailed(StageContainerStatus, reasonOf(err))
 		return enrich.Record{}, &rpcError{rpc: "ContainerStatus", err: err}
 	}
-	return e.containerRecord(ctx, id, resp, "")
+	return e.containerRecord(ctx, id, resp, "", false)
 }
 
 // partial makes the record of a container that has not started from its
 // non-verbose status (a CREATED event's, a listed one's): no status call,
-// and one PodSandboxStatus per pod as ever.
+// and one PodSandboxStatus per pod as ever, which it does not wait for.
 func (e *Engine) partial(ctx context.Context, c *createdStatus) (enrich.Record, error) {
-	return e.containerRecord(ctx, c.status.GetId(), &runtimeapi.ContainerStatusResponse{Status: c.status}, c.sandboxID)
+	return e.containerRecord(ctx, c.status.GetId(), &runtimeapi.ContainerStatusResponse{Status: c.status}, c.sandboxID, true)
 }
 
 // containerRecord maps a ContainerStatus answer and attaches the pod;
 // sandboxID names the container's sandbox when the answer does not.
-func (e *Engine) containerRecord(ctx context.Context, cid string, resp *runtimeapi.ContainerStatusResponse, sandboxID string) (enrich.Record, error) {
+//
+// With early (a created container's first record), it does not wait for
+// its pod's PodSandboxStatus: when the sandbox is not cached yet (the first
+// containers of a new pod), the container's own pod labels stand in
+// (pod_source container_labels, no IP), the sandbox's lookup is queued
+// beside it, and the cache copies the sandbox's pod into the record when
+// that lands (enrich.FollowSandbox). On containerd 1.6 that
+// PodSandboxStatus took up to ~25 ms right after RunPodSandbox, and every
+// first container of a pod waited for it (BENCHMARKS.md).
+func (e *Engine) containerRecord(ctx context.Context, cid string, resp *runtimeapi.ContainerStatusResponse, sandboxID string, early bool) (enrich.Record, error) {
 	res, err := enrich.Container(resp, e.runtimeName(ctx), e.opts.Enrich)
 	if err != nil {
 		e.rec.LookupFailed(StageParse, parseReason(err))
@@ -151,6 +160,12 @@ func (e *Engine) containerRecord(ctx context.Context, cid string, resp *runtimea
 		res.SandboxID = sandboxID
 		if res.LabelPod != nil {
 			res.LabelPod.SandboxID = sandboxID
+		}
+	}
+	if early && res.LabelPod != nil && res.SandboxID != "" {
+		if _, cached := e.store.GetSandbox(res.SandboxID); !cached {
+			e.Submit(res.SandboxID, Hint{Sandbox: true, Exists: true})
+			return enrich.AttachPod(res.Record, res.LabelPod, enrich.PodSourceContainerLabels), nil
 		}
 	}
 	pod, source := e.podFor(ctx, res)
