@@ -162,15 +162,9 @@ func (e *Engine) containerRecord(ctx context.Context, cid string, resp *runtimea
 			res.LabelPod.SandboxID = sandboxID
 		}
 	}
-	if early && res.LabelPod != nil && res.SandboxID != "" {
-		if _, cached := e.store.GetSandbox(res.SandboxID); !cached {
-			e.Submit(res.SandboxID, Hint{Sandbox: true, Exists: true})
-			return enrich.AttachPod(res.Record, res.LabelPod, enrich.PodSourceContainerLabels), nil
-		}
-	}
-	pod, source := e.podFor(ctx, res)
+	pod, source, deferred := e.podFor(ctx, res, early)
 	rec := enrich.AttachPod(res.Record, pod, source)
-	if source != enrich.PodSourceSandboxStatus {
+	if source != enrich.PodSourceSandboxStatus && !deferred {
 		e.rec.FallbackHit(string(source))
 	}
 	return rec, nil
@@ -178,26 +172,32 @@ func (e *Engine) containerRecord(ctx context.Context, cid string, resp *runtimea
 
 // podFor finds the pod of a container: the cached sandbox (one
 // PodSandboxStatus per pod), else a fresh PodSandboxStatus, else the
-// fallback chain, saying which it used.
-func (e *Engine) podFor(ctx context.Context, res enrich.ContainerResult) (*enrich.Pod, enrich.PodSource) {
+// fallback chain, saying which it used. With early and no cached sandbox,
+// it queues the sandbox's lookup instead of waiting for it and returns the
+// container's label pod; deferred says so (nothing failed: no fallback).
+func (e *Engine) podFor(ctx context.Context, res enrich.ContainerResult, early bool) (pod *enrich.Pod, source enrich.PodSource, deferred bool) {
 	cached, haveCached := enrich.Record{}, false
 	if res.SandboxID != "" {
 		cached, haveCached = e.store.GetSandbox(res.SandboxID)
 		if haveCached && cached.Pod != nil && !e.isStale(res.SandboxID) {
-			return cached.Pod, enrich.PodSourceSandboxStatus
+			return cached.Pod, enrich.PodSourceSandboxStatus, false
+		}
+		if early && !haveCached && res.LabelPod != nil {
+			e.Submit(res.SandboxID, Hint{Sandbox: true, Exists: true})
+			return res.LabelPod, enrich.PodSourceContainerLabels, true
 		}
 		sb, err := e.fetchSandbox(ctx, res.SandboxID, true)
 		if err == nil && sb.Pod != nil {
-			return sb.Pod, enrich.PodSourceSandboxStatus
+			return sb.Pod, enrich.PodSourceSandboxStatus, false
 		}
 	}
 	switch {
 	case haveCached && cached.Pod != nil:
-		return cached.Pod, enrich.PodSourceSandboxCache
+		return cached.Pod, enrich.PodSourceSandboxCache, false
 	case res.LabelPod != nil:
-		return res.LabelPod, enrich.PodSourceContainerLabels
+		return res.LabelPod, enrich.PodSourceContainerLabels, false
 	}
-	return nil, enrich.PodSourceNone
+	return nil, enrich.PodSourceNone, false
 }
 
 // fetchSandbox asks PodSandboxStatus once for all callers wanting the same
