@@ -384,12 +384,15 @@ func TestLookup_ABurstOfWaitingIDsSharesOneList(t *testing.T) {
 		return nil
 	}
 	e, c, _ := newTestEngine(t, rt, Options{Wait: fastWait})
+	var releaseOnce sync.Once
+	unhold := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unhold) // before the engine stops: a failed wait must not hang the test
 	e.Submit(ctrs[0], Hint{Exists: true, Cgroup: true})
 	waitFor(t, func() bool { return rt.Calls("ListContainers") == 1 })
 	for _, id := range ctrs[1:] {
 		e.Submit(id, Hint{Exists: true, Cgroup: true})
 	}
-	close(release)
+	unhold()
 	waitFor(t, func() bool { return c.Len() == len(ctrs)+1 })
 	mu.Lock()
 	defer mu.Unlock()
