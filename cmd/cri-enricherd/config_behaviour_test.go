@@ -29,6 +29,7 @@ var keyTests = map[string]string{
 	"runtime.bootstrap_timeout": "TestDaemon_RuntimeBootstrapTimeoutEndsASyncThatHangs",
 	"runtime.relist_interval":   "TestDaemon_RuntimeRelistIntervalPacesRelists",
 	"runtime.events":            "TestDaemon_RuntimeEventsChoosesTheEventStream",
+	"runtime.containerd_events": "TestDaemon_RuntimeContainerdEventsKnowsAContainerBeforeItsCgroup",
 
 	"cgroup.root":            "TestDaemon_CgroupRootIsTheTreeWatched",
 	"cgroup.rescan_interval": "TestDaemon_CgroupRescanIntervalFindsWhatInotifyMissed",

@@ -330,3 +330,47 @@ func TestDaemon_RuntimeEventsChoosesTheEventStream(t *testing.T) {
 		})
 	}
 }
+
+func TestDaemon_RuntimeContainerdEventsKnowsAContainerBeforeItsCgroup(t *testing.T) {
+	t.Parallel()
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprint(on), func(t *testing.T) {
+			t.Parallel()
+			rt := fakecri.New() // CRI events Unimplemented, like containerd 1.6
+			rt.SetContainerdEvents(true)
+			d := newHost(t).start(rt.Start(t), settings{"runtime.containerd_events": fmt.Sprint(on)})
+			d.waitReady()
+			if on {
+				eventually(t, 10*time.Second, "subscribed to containerd's events", func() bool { return rt.Calls(fakecri.RPCSubscribe) == 1 })
+			}
+			// No cgroup is ever made: only containerd's events tell.
+			sb, _ := rt.AddPod(fakecri.PodSpec{Name: "web-0"})
+			id := rt.CreateContainer(sb, fakecri.ContainerSpec{Name: "app"})
+			if !on {
+				time.Sleep(quietFor)
+				if _, ok := d.record(id); ok || rt.Calls(fakecri.RPCSubscribe) != 0 {
+					t.Errorf("runtime.containerd_events false: record served %v, %d subscriptions; want none", ok, rt.Calls(fakecri.RPCSubscribe))
+				}
+				return
+			}
+			eventually(t, 10*time.Second, "the created container's record, before it started", func() bool {
+				r, ok := d.record(id)
+				return ok && r.State == "created" && r.Pod != nil && r.Pod.Name == "web-0"
+			})
+			if n := rt.CallsFor(fakecri.RPCContainerStatus, id); n != 0 {
+				t.Errorf("created container: %d ContainerStatus calls before it started, want 0", n)
+			}
+			rt.StartContainer(id)
+			eventually(t, 10*time.Second, "the started container's record with its PID", func() bool {
+				r, ok := d.record(id)
+				return ok && r.State == "running" && r.PID == rt.PID(id) && !r.Partial
+			})
+			if n := rt.CallsFor(fakecri.RPCContainerStatus, id); n != 1 {
+				t.Errorf("started container: %d ContainerStatus calls, want 1", n)
+			}
+			if got := d.metric("cri_enricherd_containerd_events_total", `topic="task_start"`); got < 2 {
+				t.Errorf("containerd_events_total{topic=task_start} = %v, want >= 2 (sandbox and container)", got)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -98,6 +99,7 @@ type daemon struct {
 	engine  *lookup.Engine
 	syncer  *lookup.Syncer
 	events  *lookup.Events
+	ctrd    *lookup.ContainerdEvents
 	watcher *cgroup.Watcher
 	source  *lookup.CgroupSource
 	handler *httpapi.Handler
@@ -118,11 +120,13 @@ func assemble(cfg config.Config, client *criclient.Client, m *metrics.Metrics, l
 		OnDemandRate: cfg.API.OnDemandRate, OnDemandBurst: cfg.API.OnDemandBurst,
 		MaxRetries: cfg.Runtime.MaxRetries, RetryBase: cfg.Runtime.RetryBase, RetryMax: cfg.Runtime.RetryMax,
 		NegativeTTL: cfg.Cache.NegativeTTL, SyncDeadline: cfg.Runtime.BootstrapTimeout,
+		Wait: lookup.WaitOptions{Announced: func() bool { return d.ctrd.Active() }},
 		Enrich: enrich.Options{ExportEnv: cfg.Enrich.ExportEnv, ExportAnnotations: cfg.Enrich.ExportAnnotations,
 			MaxLabels: cfg.Enrich.MaxLabels, MaxValueLen: cfg.Enrich.MaxValueLength, NodeName: cfg.NodeName},
 	})
 	d.syncer = lookup.NewSyncer(d.engine, log.Named("sync"), cfg.Runtime.RelistInterval, m.Ready)
 	d.events = lookup.NewEvents(d.engine, client, m, log.Named("events"), d.syncer.Kick, cfg.Runtime.Events == config.EventsOn)
+	d.ctrd = lookup.NewContainerdEvents(d.engine, containerdEvents{client}, m, log.Named("containerd-events"), isMalformedEvent)
 	d.watcher = cgroup.NewWatcher(h.Dir, log.Named("cgroup"), cgroup.WatcherOptions{RescanInterval: cfg.Cgroup.RescanInterval, CgroupIDs: h.IsV2()})
 	d.source = lookup.NewCgroupSource(d.engine, m, d.events.Active)
 	d.hub = watch.New(d.cache, watch.Options{MaxWatchers: cfg.API.MaxWatchers, Recorder: m})
@@ -151,11 +155,7 @@ func (d *daemon) start(ctx context.Context, g *errgroup.Group, cfg config.Config
 	g.Go(func() error { client.WatchHealth(ctx, d.syncer.RuntimeUp); return nil })
 	g.Go(func() error { d.cache.Run(ctx, 10*time.Second); return nil })
 	g.Go(func() error { sweep(ctx, d.engine.Sweep); return nil })
-	if cfg.Runtime.Events != config.EventsOff {
-		g.Go(func() error { return d.events.Run(ctx) })
-	} else {
-		m.EventSource("cgroup")
-	}
+	g.Go(func() error { return d.followEvents(ctx, cfg.Runtime, m) })
 	g.Go(func() error {
 		select { // see Syncer.FirstSync
 		case <-d.syncer.FirstSync():
@@ -168,6 +168,33 @@ func (d *daemon) start(ctx context.Context, g *errgroup.Group, cfg config.Config
 	g.Go(func() error { return d.hub.Run(ctx) }) // closing ends watch streams, so the API servers drain
 	g.Go(func() error { return serveGRPC(ctx, cfg.API, d.grpc, log) })
 }
+
+// followEvents follows the CRI event stream and, where the runtime has none
+// (or it is off), containerd's own events: never both, so a runtime that
+// streams CRI events is not asked twice about the same container.
+func (d *daemon) followEvents(ctx context.Context, cfg config.RuntimeConfig, m *metrics.Metrics) error {
+	if cfg.Events != config.EventsOff {
+		if err := d.events.Run(ctx); err != nil || ctx.Err() != nil {
+			return err
+		}
+	} else {
+		m.EventSource("cgroup")
+	}
+	if !cfg.ContainerdEvents {
+		return nil
+	}
+	return d.ctrd.Run(ctx)
+}
+
+// containerdEvents hands the lookup engine the client's containerd event
+// stream behind the engine's own interface.
+type containerdEvents struct{ *criclient.Client }
+
+func (c containerdEvents) ContainerdEvents(ctx context.Context, filters []string) (lookup.ContainerdStream, error) {
+	return c.Client.ContainerdEvents(ctx, filters)
+}
+
+func isMalformedEvent(err error) bool { return errors.Is(err, criclient.ErrMalformedEvent) }
 
 func sweep(ctx context.Context, fn func()) {
 	t := time.NewTicker(time.Minute)

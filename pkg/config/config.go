@@ -45,6 +45,7 @@ type RuntimeConfig struct {
 	BootstrapTimeout time.Duration `yaml:"bootstrap_timeout" usage:"deadline of the start-up listing of sandboxes and containers"`
 	RelistInterval   time.Duration `yaml:"relist_interval" usage:"how often to relist every sandbox and container, repairing missed events"`
 	Events           EventsMode    `yaml:"events" usage:"follow the runtime's GetContainerEvents stream: auto (when the runtime serves it, else the cgroup watcher alone), on (required: the daemon exits with an error when the runtime has none) or off"`
+	ContainerdEvents bool          `yaml:"containerd_events" usage:"where the runtime serves no CRI event stream (containerd 1.6, 1.7), follow containerd's own create and task-start events on the same socket, so a container is known before its first process and its status is asked the moment it started; a runtime without them (CRI-O) is left to the cgroup watcher"`
 }
 
 // EventsMode says whether to follow the runtime's GetContainerEvents stream.
@@ -132,6 +133,7 @@ func Defaults() Config {
 			BootstrapTimeout: 30 * time.Second,
 			RelistInterval:   5 * time.Minute,
 			Events:           EventsAuto,
+			ContainerdEvents: true,
 		},
 		Cgroup: CgroupConfig{Root: "/sys/fs/cgroup", RescanInterval: time.Minute},
 		Proc:   ProcConfig{Root: "/proc"},

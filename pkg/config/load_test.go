@@ -24,7 +24,7 @@ func TestDefaults_MatchTheDocumentedContract(t *testing.T) {
 		"runtime.endpoint": "", "runtime.timeout": "2s", "runtime.connect_timeout": "5s",
 		"runtime.max_concurrency": "4", "runtime.rate_limit": "0", "runtime.max_retries": "4",
 		"runtime.retry_base": "100ms", "runtime.retry_max": "2s", "runtime.bootstrap_timeout": "30s",
-		"runtime.relist_interval": "5m0s", "runtime.events": "auto",
+		"runtime.relist_interval": "5m0s", "runtime.events": "auto", "runtime.containerd_events": "true",
 		"cgroup.root": "/sys/fs/cgroup", "cgroup.rescan_interval": "1m0s", "proc.root": "/proc",
 		"cache.size": "10000", "cache.deleted_grace": "5m0s", "cache.negative_ttl": "30s",
 		"api.socket": "/run/cri-enricherd/api.sock", "api.grpc_socket": "/run/cri-enricherd/grpc.sock",

@@ -48,6 +48,10 @@ type Hint struct {
 	Force bool
 	// Urgent puts the ID at the front of the queue (an API client waits).
 	Urgent bool
+	// Nudge says the runtime just did something to the ID (created it,
+	// started its task): an ID already waiting is listed again at once
+	// instead of at the end of its backoff.
+	Nudge bool
 	// created is the container's status as the runtime listed it or sent it
 	// in its CREATED event, before it started: its record is made from it
 	// (partial) without a status call; the status is asked once it started.
@@ -295,7 +299,7 @@ func mergeHints(a, b Hint) Hint {
 	return Hint{
 		Sandbox: a.Sandbox || b.Sandbox, NewPod: a.NewPod || b.NewPod,
 		Exists: a.Exists || b.Exists, Cgroup: a.Cgroup || b.Cgroup, Gone: a.Gone || b.Gone,
-		Force: a.Force || b.Force, Urgent: a.Urgent || b.Urgent, created: created,
+		Force: a.Force || b.Force, Urgent: a.Urgent || b.Urgent, Nudge: a.Nudge || b.Nudge, created: created,
 	}
 }
 
@@ -400,10 +404,11 @@ func (e *Engine) finish(id string, c *call) {
 	// The hint as merged while the lookup ran: a cgroup seen meanwhile
 	// counts too.
 	followStart := c.hint.Cgroup && !c.hint.Gone && c.err == nil && !c.rec.IsPodSandbox && c.rec.State == "created"
+	nudged := c.hint.Nudge // the runtime moved while the lookup ran
 	e.mu.Unlock()
 	if followStart {
 		// Known before its first process runs; its PID once it started.
-		e.waits.follow(id, Hint{Cgroup: true})
+		e.waits.followStart(id, nudged)
 	}
 	if update != nil && c.err == nil && e.store.Update(id, update) {
 		if rec, err := e.store.Get(id); err == nil && rec.ID == id {

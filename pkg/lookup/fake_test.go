@@ -134,6 +134,13 @@ func sandboxOf(r *runtimeapi.ContainerStatusResponse) string {
 	return info.SandboxID
 }
 
+// setState changes a container's state as the runtime reports it.
+func (f *fakeRuntime) setState(id string, st runtimeapi.ContainerState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.containers[id].Status.State = st
+}
+
 // hexID makes a distinct 64-hex ID from a small number and a kind prefix.
 func hexID(kind byte, n int) string {
 	return fmt.Sprintf("%c%063x", kind, n)

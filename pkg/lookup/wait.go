@@ -44,6 +44,11 @@ type WaitOptions struct {
 	// then negatively cached. A sandbox listed not ready that long is
 	// looked up as it is.
 	GiveUp time.Duration
+	// Announced says whether a source announces each start right now
+	// (containerd's /tasks/start event nudges the ID): a created container
+	// then waits for it, with one List per Max as the net for a lost event,
+	// instead of Lists from First on. Nil means no source does.
+	Announced func() bool
 }
 
 func (o *WaitOptions) setDefaults() {
@@ -124,19 +129,48 @@ func (w *waiter) add(id string, hint Hint, reason string) {
 func (w *waiter) follow(id string, hint Hint) bool {
 	now := w.e.opts.Now()
 	w.mu.Lock()
-	if _, ok := w.ids[id]; ok {
+	wt, waits := w.ids[id]
+	switch {
+	case waits && hint.Nudge && !wt.recheck && !wt.hint.Gone:
+		// The runtime just moved: list it now, and back off from there.
+		wt.next, wt.gap = now, w.opts.First/2
+		wt.hint.Sandbox, wt.hint.NewPod = wt.hint.Sandbox || hint.Sandbox, wt.hint.NewPod || hint.NewPod
+	case waits:
 		w.mu.Unlock()
 		return false
+	default:
+		// The first List goes at once: a container's record is made from
+		// it, before its first process runs.
+		hint.Nudge = false
+		w.ids[id] = &waiting{hint: hint, since: now, next: now, gap: w.opts.First / 2}
 	}
-	// The first List goes at once: a container's record is made from it,
-	// before its first process runs.
-	w.ids[id] = &waiting{hint: hint, since: now, next: now, gap: w.opts.First / 2}
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
-	return true
+	return !waits
+}
+
+// followStart waits for a created container to start, once its partial
+// record is made. Where a source announces starts, it waits for the nudge,
+// listing once per Max meanwhile; unless a nudge came while its record was
+// made (the start may be done already).
+func (w *waiter) followStart(id string, nudged bool) {
+	if nudged || w.opts.Announced == nil || !w.opts.Announced() {
+		w.follow(id, Hint{Cgroup: true})
+		return
+	}
+	now := w.e.opts.Now()
+	w.mu.Lock()
+	if _, ok := w.ids[id]; !ok {
+		w.ids[id] = &waiting{hint: Hint{Cgroup: true}, since: now, next: now.Add(w.opts.Max), gap: w.opts.Max}
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (w *waiter) remove(id string) {

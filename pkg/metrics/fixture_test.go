@@ -99,6 +99,7 @@ func touchEverySeries(m *metrics.Metrics) {
 	m.OnDemandRefused()
 	m.CgroupEvent("added")
 	m.RuntimeEvent("CONTAINER_STARTED_EVENT")
+	m.ContainerdEvent("task_start")
 	m.EventStreamState(true)
 	m.EventStreamReconnect()
 	m.EventSource("events")

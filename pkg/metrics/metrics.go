@@ -31,6 +31,7 @@ type Metrics struct {
 	ondemandRefused prometheus.Counter
 	cgroupEvents    *prometheus.CounterVec
 	runtimeEvents   *prometheus.CounterVec
+	containerdEvs   *prometheus.CounterVec
 	streamUp        prometheus.Gauge
 	streamMode      *prometheus.GaugeVec
 	streamReconn    prometheus.Counter
@@ -69,6 +70,7 @@ func New(info BuildInfo) *Metrics {
 	m.ondemandRefused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "ondemand_lookups_refused_total", Help: "API requests for unknown IDs refused (429) because they exceeded the on-demand lookup rate."})
 	m.cgroupEvents = counterVec(reg, "cgroup_events_total", "Container cgroups seen appearing or disappearing, by kind.", "kind")
 	m.runtimeEvents = counterVec(reg, "runtime_events_total", "CRI container events received, by type.", "type")
+	m.containerdEvs = counterVec(reg, "containerd_events_total", "containerd's own events received where the runtime has no CRI event stream, by topic (container_create, task_start) or malformed.", "topic")
 	m.streamReconn = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "event_stream_reconnects_total", Help: "Times the CRI event stream was opened again after it ended."})
 	m.streamUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "event_stream_connected", Help: "1 while the CRI event stream is open."})
 	m.streamMode = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "event_source_info", Help: "Which sources feed lookups: mode is events (CRI event stream and cgroups) or cgroup (cgroup watcher alone)."}, []string{"mode"})
@@ -132,6 +134,9 @@ func (m *Metrics) CgroupEvent(kind string) { m.cgroupEvents.WithLabelValues(kind
 
 // RuntimeEvent counts one CRI container event by type.
 func (m *Metrics) RuntimeEvent(eventType string) { m.runtimeEvents.WithLabelValues(eventType).Inc() }
+
+// ContainerdEvent counts one of containerd's own events by topic label.
+func (m *Metrics) ContainerdEvent(topic string) { m.containerdEvs.WithLabelValues(topic).Inc() }
 
 // EventStreamState records whether the CRI event stream is open.
 func (m *Metrics) EventStreamState(connected bool) { m.streamUp.Set(boolFloat(connected)) }

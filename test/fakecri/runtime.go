@@ -94,6 +94,10 @@ type Runtime struct {
 	events     EventsMode
 	subs       map[*subscriber]struct{}
 	dropped    int
+
+	ctrdOn      bool // serve containerd's own event service
+	ctrdSubs    map[*ctrdSub]struct{}
+	ctrdFilters []string
 }
 
 // New returns an empty runtime named containerd whose event stream is
@@ -111,6 +115,7 @@ func New() *Runtime {
 		editC:      map[string]func(*runtimeapi.ContainerStatusResponse){},
 		editS:      map[string]func(*runtimeapi.PodSandboxStatusResponse){},
 		subs:       map[*subscriber]struct{}{},
+		ctrdSubs:   map[*ctrdSub]struct{}{},
 	}
 }
 
@@ -152,6 +157,8 @@ func (r *Runtime) AddPod(spec PodSpec) (sandboxID string, containerIDs []string)
 	r.sandboxes[sb.id] = sb
 	r.publishLocked(sb.id, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
 	r.publishLocked(sb.id, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
+	r.publishContainerdLocked("/containers/create", "containerd.events.ContainerCreate", sb.id, 0)
+	r.publishContainerdLocked("/tasks/start", "containerd.events.TaskStart", sb.id, sb.pid)
 	for _, cs := range spec.Containers {
 		id := r.createLocked(sb, cs)
 		r.startLocked(r.containers[id])
@@ -208,6 +215,7 @@ func (r *Runtime) createLocked(sb *sandbox, spec ContainerSpec) string {
 	}
 	r.containers[c.id] = c
 	r.publishLocked(c.id, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
+	r.publishContainerdLocked("/containers/create", "containerd.events.ContainerCreate", c.id, 0)
 	return c.id
 }
 
@@ -241,6 +249,7 @@ func (r *Runtime) startLocked(c *container) {
 	c.startedAt = time.Now().UnixNano()
 	c.pid = 20000 + r.seq
 	r.publishLocked(c.id, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
+	r.publishContainerdLocked("/tasks/start", "containerd.events.TaskStart", c.id, c.pid)
 }
 
 // StopContainer moves a running container to exited and reports whether it

@@ -25,6 +25,7 @@ func (r *Runtime) Serve(socketPath string) (stop func(), err error) {
 	}
 	srv := grpc.NewServer(grpc.WaitForHandlers(true))
 	runtimeapi.RegisterRuntimeServiceServer(srv, &server{r: r})
+	srv.RegisterService(&containerdEventsDesc, r)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

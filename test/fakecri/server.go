@@ -217,17 +217,5 @@ func (s *server) GetContainerEvents(_ *runtimeapi.GetEventsRequest, stream grpc.
 	}
 	sub := r.subscribe()
 	defer r.unsubscribe(sub)
-	for {
-		select {
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
-		case ev, ok := <-sub.ch:
-			if !ok {
-				return nil
-			}
-			if err := stream.Send(ev); err != nil {
-				return err
-			}
-		}
-	}
+	return relay(ctx, sub.ch, stream.Send)
 }

@@ -259,21 +259,52 @@ func containerConfig(spec PodSpec, c ContainerSpec) *runtimeapi.ContainerConfig 
 
 // startContainer creates and starts one container and records it.
 func (r *Runtime) startContainer(ctx context.Context, rec *podRecord, spec PodSpec, c ContainerSpec) error {
+	id, err := r.createContainer(ctx, rec, spec, c)
+	if err != nil {
+		return err
+	}
+	if _, err := r.client.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
+		return fmt.Errorf("start container %s in %s: %w", c.Name, spec.Name, err)
+	}
+	return nil
+}
+
+// createContainer creates one container, not started, and records it.
+func (r *Runtime) createContainer(ctx context.Context, rec *podRecord, spec PodSpec, c ContainerSpec) (string, error) {
 	// The kubelet makes the per-container log dir; containerd only opens the file.
 	if err := os.MkdirAll(filepath.Join(rec.pod.LogDirectory, c.Name), 0o755); err != nil {
-		return fmt.Errorf("create container log dir: %w", err)
+		return "", fmt.Errorf("create container log dir: %w", err)
 	}
 	resp, err := r.client.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
 		PodSandboxId: rec.pod.SandboxID, Config: containerConfig(spec, c), SandboxConfig: rec.config,
 	})
 	if err != nil {
-		return fmt.Errorf("create container %s in %s: %w", c.Name, spec.Name, err)
+		return "", fmt.Errorf("create container %s in %s: %w", c.Name, spec.Name, err)
 	}
 	r.mu.Lock()
 	rec.pod.Containers = append(rec.pod.Containers, Container{Name: c.Name, ID: resp.GetContainerId()})
 	r.mu.Unlock()
-	if _, err := r.client.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: resp.GetContainerId()}); err != nil {
-		return fmt.Errorf("start container %s in %s: %w", c.Name, spec.Name, err)
+	return resp.GetContainerId(), nil
+}
+
+// CreateContainer creates a container in the running pod p without starting
+// it, as the kubelet's CreateContainer does before its StartContainer: a
+// test can look at the moment between the two. Close removes it.
+func (r *Runtime) CreateContainer(ctx context.Context, p *Pod, c ContainerSpec) (string, error) {
+	r.mu.Lock()
+	rec := r.host.pods[p.SandboxID]
+	r.mu.Unlock()
+	if rec == nil {
+		return "", fmt.Errorf("create container %s: pod %s was not run by this runtime", c.Name, p.SandboxID)
+	}
+	spec := PodSpec{Name: rec.pod.Name, Namespace: rec.pod.Namespace, UID: rec.pod.UID, HostNetwork: rec.pod.HostNetwork}
+	return r.createContainer(ctx, rec, spec, c)
+}
+
+// StartContainer starts a container CreateContainer made.
+func (r *Runtime) StartContainer(ctx context.Context, id string) error {
+	if _, err := r.client.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	return nil
 }

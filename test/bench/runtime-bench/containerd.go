@@ -24,9 +24,10 @@ type containerd struct {
 	proxyDir string
 	cgroups  string
 	times    *rpcTimes
+	args     []string // the daemon's extra flags
 }
 
-func startContainerd(ctx context.Context, v harness.Variant) (*containerd, error) {
+func startContainerd(ctx context.Context, v harness.Variant, args []string) (*containerd, error) {
 	h, err := cgroup.DetectHierarchy("")
 	if err != nil {
 		return nil, err
@@ -36,7 +37,7 @@ func startContainerd(ctx context.Context, v harness.Variant) (*containerd, error
 	if err != nil {
 		return nil, err
 	}
-	c := &containerd{rt: rt, cgroups: h.Dir, times: times}
+	c := &containerd{rt: rt, cgroups: h.Dir, times: times, args: args}
 	// A short directory: a unix socket path must stay under 108 bytes.
 	if c.proxyDir, err = os.MkdirTemp("", "rtbench"); err == nil {
 		c.proxy, err = harness.NewCRIProxy(c.proxyDir, rt.Endpoint())
@@ -69,7 +70,7 @@ func (c *containerd) client() runtimeapi.RuntimeServiceClient { return c.rt.Clie
 func (c *containerd) daemonEndpoint() string                  { return c.proxy.Endpoint() }
 func (c *containerd) endpoint() string                        { return c.rt.Endpoint() }
 func (c *containerd) cgroupDir() string                       { return c.cgroups }
-func (c *containerd) daemonArgs() []string                    { return nil }
+func (c *containerd) daemonArgs() []string                    { return c.args }
 
 func (c *containerd) close() error {
 	var err error

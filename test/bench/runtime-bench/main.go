@@ -1,6 +1,8 @@
 // Command runtime-bench measures cri-enricherd against a container runtime,
-// one after another in one run: real containerd 1.6 (no event stream: the
-// cgroup watcher alone feeds lookups), real containerd 2.4 (event stream),
+// one after another in one run: real containerd 1.6 (no CRI event stream:
+// the cgroup watcher and containerd's own create and task-start events feed
+// lookups), the same with containerd's events off (the cgroup watcher
+// alone), real containerd 2.4 (CRI event stream),
 // and the fake runtime in CRI-O's shape (test/fakecri named "cri-o", its
 // event stream ending at once with EOF, systemd-driver cgroups that the
 // benchmark makes itself in a private cgroup v2-looking directory).
@@ -53,7 +55,7 @@ type options struct {
 }
 
 // allVariants is what one run measures unless -variants says otherwise.
-var allVariants = []string{harness.Containerd16, harness.Containerd24, fakeCRIO}
+var allVariants = []string{harness.Containerd16, containerd16Cgroup, harness.Containerd24, fakeCRIO}
 
 func run() error {
 	var o options

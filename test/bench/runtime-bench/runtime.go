@@ -52,9 +52,18 @@ func (p createdPod) ids() []string { return append([]string{p.sandbox}, p.contai
 // fakeCRIO names the fake runtime in CRI-O's shape among the variants.
 const fakeCRIO = "fake-crio"
 
+// containerd16Cgroup is containerd 1.6 with the daemon's
+// runtime.containerd_events off: the cgroup watcher and Lists alone tell
+// when to ask, as before the daemon followed containerd's own events.
+const containerd16Cgroup = harness.Containerd16 + "-cgroup"
+
 func startRuntime(ctx context.Context, name string, o options) (runtimeUnderTest, error) {
 	if name == fakeCRIO {
 		return startFakeCRIO(o)
+	}
+	var args []string
+	if name == containerd16Cgroup {
+		name, args = harness.Containerd16, []string{"--runtime-containerd-events=false"}
 	}
 	v, err := harness.VariantByName(name)
 	if err != nil {
@@ -63,7 +72,7 @@ func startRuntime(ctx context.Context, name string, o options) (runtimeUnderTest
 	if err := harness.Usable(v); err != nil {
 		return nil, err
 	}
-	return startContainerd(ctx, v)
+	return startContainerd(ctx, v, args)
 }
 
 // podName and the labels are the same for every runtime, so records are

@@ -1,0 +1,186 @@
+package lookup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// A waiting ID is listed again the moment a source says the runtime moved
+// (a containerd event, its cgroup), not at the end of its backoff.
+func TestWait_ANudgeListsAWaitingIDAtOnce(t *testing.T) {
+	rt := newFakeRuntime()
+	e, c, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: time.Minute, Max: time.Hour, GiveUp: time.Hour}})
+	id := hexID('c', 100)
+	e.Submit(id, Hint{Exists: true, Cgroup: true})
+	waitFor(t, func() bool { return rt.Calls("ListPodSandbox") == 1 })
+	rt.addPod(1, 1)
+	e.Submit(id, Hint{Exists: true, Cgroup: true}) // no nudge: it keeps its turn, a minute away
+	time.Sleep(50 * time.Millisecond)
+	if got := rt.Calls("ListContainers"); got != 1 {
+		t.Fatalf("ListContainers = %d after a plain resubmit, want 1: only a nudge lists early", got)
+	}
+	e.Submit(id, Hint{Exists: true, Cgroup: true, Nudge: true})
+	waitFor(t, func() bool { r, err := c.Get(id); return err == nil && !r.Partial && r.PID != 0 })
+	if got := rt.Calls("ContainerStatus"); got != 1 {
+		t.Errorf("ContainerStatus = %d, want 1", got)
+	}
+}
+
+// Where a source announces starts, a created container's partial record is
+// not followed by Lists from First on: it waits for the start's nudge.
+func TestWait_WhereStartsAreAnnouncedACreatedContainerWaitsForTheNudge(t *testing.T) {
+	rt := newFakeRuntime()
+	announced := func() bool { return true }
+	e, c, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: time.Millisecond, Max: time.Minute, GiveUp: time.Hour, Announced: announced}})
+	sb, ctrs := rt.addPod(1, 1)
+	id := ctrs[0]
+	rt.setState(id, runtimeapi.ContainerState_CONTAINER_CREATED)
+	if _, err := lookupNow(t, e, sb); err != nil {
+		t.Fatal(err)
+	}
+	before := rt.Calls("ContainerStatus")                       // the on-demand lookup tried the sandbox as a container
+	e.Submit(id, Hint{Exists: true, Cgroup: true, Nudge: true}) // its create event
+	waitFor(t, func() bool { r, err := c.Get(id); return err == nil && r.Partial && r.State == "created" })
+	lists := rt.Calls("ListContainers")
+	time.Sleep(50 * time.Millisecond)
+	if got := rt.Calls("ListContainers"); got != lists {
+		t.Fatalf("ListContainers went from %d to %d while the start was announced but not there yet", lists, got)
+	}
+	rt.setState(id, runtimeapi.ContainerState_CONTAINER_RUNNING)
+	e.Submit(id, Hint{Exists: true, Cgroup: true, Nudge: true}) // its task-start event
+	waitFor(t, func() bool { r, err := c.Get(id); return err == nil && !r.Partial && r.PID != 0 })
+	if got := rt.Calls("ContainerStatus") - before; got != 1 {
+		t.Errorf("ContainerStatus for the container = %d, want 1", got)
+	}
+}
+
+// submits records what a source hands the engine.
+type submits struct {
+	Target
+	mu    sync.Mutex
+	hints map[string][]Hint
+}
+
+func (s *submits) Submit(id string, hint Hint) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hints[id] = append(s.hints[id], hint)
+}
+
+func (s *submits) of(id string) []Hint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hints[id]
+}
+
+// scriptedEvents answers each subscription with the next script: its
+// events, then its final error.
+type scriptedEvents struct {
+	mu      sync.Mutex
+	scripts []eventScript
+	filters [][]string
+	ends    []codes.Code
+}
+
+type eventScript struct {
+	events []scriptedEvent
+	end    error
+}
+
+type scriptedEvent struct {
+	topic, id string
+	err       error
+}
+
+type scriptedStream struct{ s eventScript }
+
+func (s *scriptedStream) Recv() (string, string, error) {
+	if len(s.s.events) == 0 {
+		return "", "", s.s.end
+	}
+	ev := s.s.events[0]
+	s.s.events = s.s.events[1:]
+	return ev.topic, ev.id, ev.err
+}
+
+func (r *scriptedEvents) ContainerdEvents(_ context.Context, filters []string) (ContainerdStream, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.filters = append(r.filters, filters)
+	if len(r.scripts) == 0 {
+		return nil, status.Error(codes.Unimplemented, "unknown service")
+	}
+	s := r.scripts[0]
+	r.scripts = r.scripts[1:]
+	return &scriptedStream{s: s}, nil
+}
+
+func (r *scriptedEvents) ObserveContainerdStreamEnd(err error, _ time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ends = append(r.ends, statusCode(err))
+}
+
+type topicCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *topicCounts) ContainerdEvent(topic string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[topic]++
+}
+
+var errMalformedForTest = errors.New("malformed")
+
+func TestContainerdEvents_NudgesEachCreatedAndStartedIDSkipsMalformedOnesAndReopens(t *testing.T) {
+	a, b := hexID('c', 1), hexID('a', 2)
+	rt := &scriptedEvents{scripts: []eventScript{
+		{events: []scriptedEvent{
+			{topic: "/containers/create", id: a},
+			{err: fmt.Errorf("%w: no topic", errMalformedForTest)},
+			{topic: "/tasks/start", id: a},
+			{topic: "/tasks/start", id: "not-a-cri-id"},
+		}, end: status.Error(codes.Unavailable, "containerd restarted")},
+		{events: []scriptedEvent{{topic: "/tasks/start", id: b}}, end: status.Error(codes.Unimplemented, "gone")},
+	}}
+	target := &submits{hints: map[string][]Hint{}}
+	counts := &topicCounts{n: map[string]int{}}
+	f := NewContainerdEvents(target, rt, counts, zap.NewNop(), func(err error) bool { return errors.Is(err, errMalformedForTest) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.Run(ctx); err != nil || ctx.Err() != nil {
+		t.Fatalf("Run = %v (ctx %v), want nil once the runtime answers Unimplemented", err, ctx.Err())
+	}
+	want := Hint{Exists: true, Cgroup: true, Nudge: true}
+	if got := target.of(a); len(got) != 2 || got[0] != want || got[1] != want {
+		t.Errorf("hints for the created and started container = %+v, want two %+v", got, want)
+	}
+	if got := target.of(b); len(got) != 1 {
+		t.Errorf("hints after the stream was reopened = %+v, want one", got)
+	}
+	if got := target.of("not-a-cri-id"); len(got) != 0 {
+		t.Errorf("a non-CRI ID was submitted: %+v", got)
+	}
+	if counts.n["container_create"] != 1 || counts.n["task_start"] != 2 || counts.n["malformed"] != 2 {
+		t.Errorf("counted %v, want container_create 1, task_start 2, malformed 2", counts.n)
+	}
+	if len(rt.filters) != 2 || len(rt.ends) != 2 || rt.ends[0] != codes.Unavailable {
+		t.Errorf("subscriptions %d (ends %v), want 2, the first ended Unavailable", len(rt.filters), rt.ends)
+	}
+	for _, fl := range rt.filters[0] {
+		if fl != `namespace=="k8s.io",topic=="/containers/create"` && fl != `namespace=="k8s.io",topic=="/tasks/start"` {
+			t.Errorf("filter %q: want the k8s.io namespace's create and task-start topics only", fl)
+		}
+	}
+}
