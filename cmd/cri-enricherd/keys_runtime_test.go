@@ -341,7 +341,9 @@ func TestDaemon_RuntimeContainerdEventsKnowsAContainerBeforeItsCgroup(t *testing
 			d := newHost(t).start(rt.Start(t), settings{"runtime.containerd_events": fmt.Sprint(on)})
 			d.waitReady()
 			if on {
-				eventually(t, 10*time.Second, "subscribed to containerd's events", func() bool { return rt.Calls(fakecri.RPCSubscribe) == 1 })
+				eventually(t, 10*time.Second, "containerd's events feed lookups", func() bool {
+					return rt.Calls(fakecri.RPCSubscribe) == 1 && d.metric("cri_enricherd_event_source_info", `mode="containerd"`) == 1
+				})
 			}
 			// No cgroup is ever made: only containerd's events tell.
 			sb, _ := rt.AddPod(fakecri.PodSpec{Name: "web-0"})

@@ -2,7 +2,7 @@ package lookup
 
 import (
 	"context"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,9 +19,14 @@ const criNamespace = "k8s.io"
 // The containerd topics the follower subscribes to, and the label each is
 // counted under.
 var containerdTopics = map[string]string{
-	"/containers/create": "container_create",
-	"/tasks/start":       "task_start",
+	topicContainerCreate: "container_create",
+	topicTaskStart:       "task_start",
 }
+
+const (
+	topicContainerCreate = "/containers/create"
+	topicTaskStart       = "/tasks/start"
+)
 
 // ContainerdStream is an open subscription to containerd's events.
 type ContainerdStream interface {
@@ -37,11 +42,24 @@ type ContainerdRuntime interface {
 	ObserveContainerdStreamEnd(err error, took time.Duration)
 }
 
-// ContainerdRecorder counts containerd's events by topic label (and
-// "malformed").
+// ContainerdRecorder counts containerd's events by topic label ("malformed"
+// for an unreadable one, "skipped" for one about an ID that is not a CRI
+// container) and is told when they feed lookups (EventSource "containerd")
+// and when no more ("cgroup").
 type ContainerdRecorder interface {
 	ContainerdEvent(topic string)
+	EventSource(mode string)
 }
+
+// ContainerdTarget is the engine as the follower feeds it.
+type ContainerdTarget interface {
+	Submit(id string, hint Hint)
+	// ResumeWaits is told when the stream ends: the IDs waiting for an
+	// announced start are listed again at once.
+	ResumeWaits()
+}
+
+var _ ContainerdTarget = (*Engine)(nil)
 
 // ContainerdEvents follows containerd's own events where the runtime has no
 // CRI event stream (containerd 1.6 and 1.7). They carry only an ID, but
@@ -52,21 +70,29 @@ type ContainerdRecorder interface {
 // still comes from Lists and status calls, and the cgroup watcher stays the
 // source that never misses: a lost event costs only time.
 type ContainerdEvents struct {
-	engine    Target
+	engine    ContainerdTarget
 	rt        ContainerdRuntime
 	rec       ContainerdRecorder
 	log       *zap.Logger
 	malformed func(error) bool
-	active    atomic.Bool
+
+	mu     sync.Mutex
+	active bool
+	stream int // the current stream's number: a late timer of an earlier one changes nothing
 }
 
-// Active says whether a stream is open and has delivered an event: the
-// runtime announces starts now (see WaitOptions.Announced).
-func (f *ContainerdEvents) Active() bool { return f.active.Load() }
+// Active says whether a stream is open and known to work (it delivered an
+// event or stayed open for quickEnd): the runtime announces starts now (see
+// WaitOptions.Announced).
+func (f *ContainerdEvents) Active() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.active
+}
 
 // NewContainerdEvents creates the follower; malformed says whether a Recv
 // error is an unreadable event rather than the end of the stream.
-func NewContainerdEvents(e Target, rt ContainerdRuntime, rec ContainerdRecorder, log *zap.Logger, malformed func(error) bool) *ContainerdEvents {
+func NewContainerdEvents(e ContainerdTarget, rt ContainerdRuntime, rec ContainerdRecorder, log *zap.Logger, malformed func(error) bool) *ContainerdEvents {
 	return &ContainerdEvents{engine: e, rt: rt, rec: rec, log: log, malformed: malformed}
 }
 
@@ -78,7 +104,11 @@ func (f *ContainerdEvents) Run(ctx context.Context) error {
 	for {
 		start := time.Now()
 		got, err := f.follow(ctx)
-		f.rt.ObserveContainerdStreamEnd(err, time.Since(start))
+		lived := time.Since(start)
+		f.rt.ObserveContainerdStreamEnd(err, lived)
+		if f.ended() {
+			f.engine.ResumeWaits()
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -86,7 +116,7 @@ func (f *ContainerdEvents) Run(ctx context.Context) error {
 			f.log.Info("the runtime serves no containerd events; cgroups alone tell when to ask")
 			return nil
 		}
-		if got > 0 {
+		if got > 0 || lived > quickEnd {
 			delay = time.Second
 		}
 		f.log.Warn("containerd event stream ended; reopening", zap.Error(err), zap.Duration("after", delay))
@@ -115,13 +145,18 @@ func (f *ContainerdEvents) follow(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer f.active.Store(false)
+	f.mu.Lock()
+	stream := f.stream
+	f.mu.Unlock()
+	// containerd answers nothing before the first event: a stream that
+	// stays open that long is taken as working (a runtime without the
+	// service refuses it at once).
+	open := time.AfterFunc(quickEnd, func() { f.working(stream) })
+	defer open.Stop()
 	for n := 0; ; n++ {
 		topic, cid, err := s.Recv()
 		if err == nil || f.malformed(err) {
-			// containerd answers only with the first event: until then
-			// the stream may yet turn out Unimplemented.
-			f.active.Store(true)
+			f.working(stream)
 		}
 		switch {
 		case err != nil && f.malformed(err):
@@ -138,6 +173,31 @@ func (f *ContainerdEvents) follow(ctx context.Context) (int, error) {
 	}
 }
 
+// working marks the stream as one that announces starts.
+func (f *ContainerdEvents) working(stream int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.active || stream != f.stream {
+		return
+	}
+	f.active = true
+	f.rec.EventSource("containerd")
+	f.log.Info("following containerd's own events: creates and task starts tell when to ask")
+}
+
+// ended marks the stream gone and says whether it was working.
+func (f *ContainerdEvents) ended() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stream++
+	was := f.active
+	f.active = false
+	if was {
+		f.rec.EventSource("cgroup")
+	}
+	return was
+}
+
 // handle lists the ID at once: on a create the runtime has just made it
 // (a partial record, before its cgroup exists), on a task start it is
 // about to report it running (its status, PID included). An ID that is not
@@ -145,10 +205,10 @@ func (f *ContainerdEvents) follow(ctx context.Context) (int, error) {
 func (f *ContainerdEvents) handle(topic, cid string) {
 	label, ok := containerdTopics[topic]
 	if !ok || !id.IsFull(cid) {
-		f.rec.ContainerdEvent("malformed")
+		f.rec.ContainerdEvent("skipped")
 		f.log.Debug("skipping a containerd event", zap.String("topic", topic), zap.String("id", cid))
 		return
 	}
 	f.rec.ContainerdEvent(label)
-	f.engine.Submit(cid, Hint{Exists: true, Cgroup: true, Nudge: true})
+	f.engine.Submit(cid, Hint{Exists: true, Cgroup: true, Nudge: true, Started: topic == topicTaskStart})
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,11 +65,86 @@ func TestWait_WhereStartsAreAnnouncedACreatedContainerWaitsForTheNudge(t *testin
 	}
 }
 
+// The start announced while the List that finds the container created is
+// on its way must not be lost: the container is then followed closely, not
+// left to wait Max (a minute here) for an announcement that came already.
+func TestWait_AStartAnnouncedWhileItsListRunsIsNotLost(t *testing.T) {
+	rt := newFakeRuntime()
+	sb, ctrs := rt.addPod(1, 1)
+	id := ctrs[0]
+	rt.setState(id, runtimeapi.ContainerState_CONTAINER_CREATED)
+	var hold atomic.Bool
+	listing, release := make(chan struct{}), make(chan struct{})
+	rt.fail = func(rpc, fid string) error {
+		if rpc == "ListContainers" && fid == id && hold.CompareAndSwap(true, false) {
+			close(listing)
+			<-release
+		}
+		return nil
+	}
+	e, c, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: time.Millisecond, Max: time.Minute, GiveUp: time.Hour, Announced: func() bool { return true }}})
+	if _, err := lookupNow(t, e, sb); err != nil {
+		t.Fatal(err)
+	}
+	hold.Store(true)
+	e.Submit(id, Hint{Exists: true, Cgroup: true, Nudge: true}) // its create event
+	<-listing
+	e.Submit(id, Hint{Exists: true, Cgroup: true, Nudge: true, Started: true}) // its start, while the List runs
+	close(release)
+	waitFor(t, func() bool { r, err := c.Get(id); return err == nil && r.State == "created" })
+	rt.setState(id, runtimeapi.ContainerState_CONTAINER_RUNNING) // the CRI plugin records the start
+	waitFor(t, func() bool { r, err := c.Get(id); return err == nil && r.PID != 0 && !r.Partial })
+}
+
+// A start heard before (or without) the create, its List still showing the
+// container created, is followed closely too.
+func TestWait_AStartHeardFirstIsFollowedClosely(t *testing.T) {
+	rt := newFakeRuntime()
+	sb, ctrs := rt.addPod(1, 1)
+	id := ctrs[0]
+	rt.setState(id, runtimeapi.ContainerState_CONTAINER_CREATED)
+	e, c, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: time.Millisecond, Max: time.Minute, GiveUp: time.Hour, Announced: func() bool { return true }}})
+	if _, err := lookupNow(t, e, sb); err != nil {
+		t.Fatal(err)
+	}
+	e.Submit(id, Hint{Exists: true, Cgroup: true, Nudge: true, Started: true})
+	waitFor(t, func() bool { r, err := c.Get(id); return err == nil && r.State == "created" })
+	rt.setState(id, runtimeapi.ContainerState_CONTAINER_RUNNING)
+	waitFor(t, func() bool { r, err := c.Get(id); return err == nil && r.PID != 0 && !r.Partial })
+}
+
+// When the source that announced starts goes away, the containers waiting
+// for an announcement are listed again at once, not a Max later.
+func TestWait_ResumeWaitsListsWhatWaitedForAnAnnouncement(t *testing.T) {
+	rt := newFakeRuntime()
+	sb, ctrs := rt.addPod(1, 1)
+	id := ctrs[0]
+	rt.setState(id, runtimeapi.ContainerState_CONTAINER_CREATED)
+	var announced atomic.Bool
+	announced.Store(true)
+	e, c, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: time.Millisecond, Max: time.Minute, GiveUp: time.Hour, Announced: announced.Load}})
+	if _, err := lookupNow(t, e, sb); err != nil {
+		t.Fatal(err)
+	}
+	e.Submit(id, Hint{Exists: true, Cgroup: true, Nudge: true})
+	waitFor(t, func() bool { r, err := c.Get(id); return err == nil && r.State == "created" })
+	rt.setState(id, runtimeapi.ContainerState_CONTAINER_RUNNING) // its start event is lost with the stream
+	announced.Store(false)
+	e.ResumeWaits()
+	waitFor(t, func() bool { r, err := c.Get(id); return err == nil && r.PID != 0 && !r.Partial })
+}
+
 // submits records what a source hands the engine.
 type submits struct {
-	Target
-	mu    sync.Mutex
-	hints map[string][]Hint
+	mu      sync.Mutex
+	hints   map[string][]Hint
+	resumed int
+}
+
+func (s *submits) ResumeWaits() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resumed++
 }
 
 func (s *submits) Submit(id string, hint Hint) {
@@ -131,8 +208,15 @@ func (r *scriptedEvents) ObserveContainerdStreamEnd(err error, _ time.Duration) 
 }
 
 type topicCounts struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu      sync.Mutex
+	n       map[string]int
+	sources []string
+}
+
+func (c *topicCounts) EventSource(mode string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sources = append(c.sources, mode)
 }
 
 func (c *topicCounts) ContainerdEvent(topic string) {
@@ -162,9 +246,9 @@ func TestContainerdEvents_NudgesEachCreatedAndStartedIDSkipsMalformedOnesAndReop
 	if err := f.Run(ctx); err != nil || ctx.Err() != nil {
 		t.Fatalf("Run = %v (ctx %v), want nil once the runtime answers Unimplemented", err, ctx.Err())
 	}
-	want := Hint{Exists: true, Cgroup: true, Nudge: true}
-	if got := target.of(a); len(got) != 2 || got[0] != want || got[1] != want {
-		t.Errorf("hints for the created and started container = %+v, want two %+v", got, want)
+	create, start := Hint{Exists: true, Cgroup: true, Nudge: true}, Hint{Exists: true, Cgroup: true, Nudge: true, Started: true}
+	if got := target.of(a); len(got) != 2 || got[0] != create || got[1] != start {
+		t.Errorf("hints for the created and started container = %+v, want %+v then %+v", got, create, start)
 	}
 	if got := target.of(b); len(got) != 1 {
 		t.Errorf("hints after the stream was reopened = %+v, want one", got)
@@ -172,8 +256,11 @@ func TestContainerdEvents_NudgesEachCreatedAndStartedIDSkipsMalformedOnesAndReop
 	if got := target.of("not-a-cri-id"); len(got) != 0 {
 		t.Errorf("a non-CRI ID was submitted: %+v", got)
 	}
-	if counts.n["container_create"] != 1 || counts.n["task_start"] != 2 || counts.n["malformed"] != 2 {
-		t.Errorf("counted %v, want container_create 1, task_start 2, malformed 2", counts.n)
+	if counts.n["container_create"] != 1 || counts.n["task_start"] != 2 || counts.n["malformed"] != 1 || counts.n["skipped"] != 1 {
+		t.Errorf("counted %v, want container_create 1, task_start 2, malformed 1, skipped 1", counts.n)
+	}
+	if want := "containerd cgroup containerd cgroup"; strings.Join(counts.sources, " ") != want || target.resumed != 2 {
+		t.Errorf("event sources %v and %d resumed waits, want %s and 2 (each stream worked, then ended)", counts.sources, target.resumed, want)
 	}
 	if len(rt.filters) != 2 || len(rt.ends) != 2 || rt.ends[0] != codes.Unavailable {
 		t.Errorf("subscriptions %d (ends %v), want 2, the first ended Unavailable", len(rt.filters), rt.ends)

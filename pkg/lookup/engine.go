@@ -52,6 +52,11 @@ type Hint struct {
 	// started its task): an ID already waiting is listed again at once
 	// instead of at the end of its backoff.
 	Nudge bool
+	// Started says the runtime announced the ID's start (containerd's
+	// /tasks/start): a List may still show it created for a moment (the CRI
+	// plugin records the start after the task runs), so it is followed
+	// closely, not left to wait for an announcement that already came.
+	Started bool
 	// created is the container's status as the runtime listed it or sent it
 	// in its CREATED event, before it started: its record is made from it
 	// (partial) without a status call; the status is asked once it started.
@@ -231,12 +236,30 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) Submit(id string, hint Hint) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.submitOrWaitLocked(id, hint)
+}
+
+func (e *Engine) submitOrWaitLocked(id string, hint Hint) {
 	if hint.Cgroup && hint.created == nil && !hint.Force && !hint.Gone && e.calls[id] == nil && e.shouldWaitLocked(id, hint) {
 		e.waits.add(id, hint, reasonNotStarted)
 		return
 	}
 	e.submitLocked(id, hint)
 }
+
+// submitWaited moves id from the waiter to the queue under the engine's
+// lock, so a source's Submit cannot fall between the two and be lost; a
+// start announced while it waited goes with it.
+func (e *Engine) submitWaited(id string, hint Hint) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	hint.Started = e.waits.take(id) || hint.Started
+	e.submitOrWaitLocked(id, hint)
+}
+
+// ResumeWaits lists at once every ID waiting for a start to be announced:
+// the source that announced starts went away (see WaitOptions.Announced).
+func (e *Engine) ResumeWaits() { e.waits.resume() }
 
 // shouldWaitLocked says whether a cgroup's ID waits before its status is
 // asked: a cached container that has not started yet, or an unknown ID that
@@ -299,7 +322,8 @@ func mergeHints(a, b Hint) Hint {
 	return Hint{
 		Sandbox: a.Sandbox || b.Sandbox, NewPod: a.NewPod || b.NewPod,
 		Exists: a.Exists || b.Exists, Cgroup: a.Cgroup || b.Cgroup, Gone: a.Gone || b.Gone,
-		Force: a.Force || b.Force, Urgent: a.Urgent || b.Urgent, Nudge: a.Nudge || b.Nudge, created: created,
+		Force: a.Force || b.Force, Urgent: a.Urgent || b.Urgent, Nudge: a.Nudge || b.Nudge, Started: a.Started || b.Started,
+		created: created,
 	}
 }
 
@@ -404,11 +428,11 @@ func (e *Engine) finish(id string, c *call) {
 	// The hint as merged while the lookup ran: a cgroup seen meanwhile
 	// counts too.
 	followStart := c.hint.Cgroup && !c.hint.Gone && c.err == nil && !c.rec.IsPodSandbox && c.rec.State == "created"
-	nudged := c.hint.Nudge // the runtime moved while the lookup ran
+	started := c.hint.Started // announced before or while the lookup ran
 	e.mu.Unlock()
 	if followStart {
 		// Known before its first process runs; its PID once it started.
-		e.waits.followStart(id, nudged)
+		e.waits.followStart(id, started)
 	}
 	if update != nil && c.err == nil && e.store.Update(id, update) {
 		if rec, err := e.store.Get(id); err == nil && rec.ID == id {

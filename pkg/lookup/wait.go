@@ -84,6 +84,9 @@ type waiting struct {
 	next    time.Time
 	gap     time.Duration
 	recheck bool // ask the status when due, without listing first
+	// announced: a created container waiting, at the Max gap, for its
+	// start to be announced (see followStart and resume).
+	announced bool
 }
 
 func newWaiter(e *Engine, opts WaitOptions) *waiter {
@@ -109,10 +112,7 @@ func (w *waiter) recheck(id string, settled bool) {
 	w.mu.Unlock()
 	w.e.rec.Waited(reasonStopping)
 	w.e.log.Debug("stopped sandbox still has its network; asking again", zap.String("id", id), zap.Int("check", n+1))
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	w.poke()
 }
 
 // add starts waiting for id (unless it already waits) and counts why.
@@ -133,8 +133,9 @@ func (w *waiter) follow(id string, hint Hint) bool {
 	switch {
 	case waits && hint.Nudge && !wt.recheck && !wt.hint.Gone:
 		// The runtime just moved: list it now, and back off from there.
-		wt.next, wt.gap = now, w.opts.First/2
+		wt.next, wt.gap, wt.announced = now, w.opts.First/2, false
 		wt.hint.Sandbox, wt.hint.NewPod = wt.hint.Sandbox || hint.Sandbox, wt.hint.NewPod || hint.NewPod
+		wt.hint.Started = wt.hint.Started || hint.Started
 	case waits:
 		w.mu.Unlock()
 		return false
@@ -145,32 +146,56 @@ func (w *waiter) follow(id string, hint Hint) bool {
 		w.ids[id] = &waiting{hint: hint, since: now, next: now, gap: w.opts.First / 2}
 	}
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	w.poke()
 	return !waits
 }
 
 // followStart waits for a created container to start, once its partial
-// record is made. Where a source announces starts, it waits for the nudge,
-// listing once per Max meanwhile; unless a nudge came while its record was
-// made (the start may be done already).
-func (w *waiter) followStart(id string, nudged bool) {
-	if nudged || w.opts.Announced == nil || !w.opts.Announced() {
+// record is made. Where a source announces starts, it waits for the
+// announcement's nudge, listing once per Max meanwhile; unless the start was
+// announced already (started), then it is followed closely.
+func (w *waiter) followStart(id string, started bool) {
+	if started || w.opts.Announced == nil || !w.opts.Announced() {
 		w.follow(id, Hint{Cgroup: true})
 		return
 	}
 	now := w.e.opts.Now()
 	w.mu.Lock()
 	if _, ok := w.ids[id]; !ok {
-		w.ids[id] = &waiting{hint: Hint{Cgroup: true}, since: now, next: now.Add(w.opts.Max), gap: w.opts.Max}
+		w.ids[id] = &waiting{hint: Hint{Cgroup: true}, since: now, next: now.Add(w.opts.Max), gap: w.opts.Max, announced: true}
 	}
 	w.mu.Unlock()
+	w.poke()
+}
+
+// resume lists every ID waiting for an announcement at once, and backs off
+// from First from there: no source announces starts any more.
+func (w *waiter) resume() {
+	now := w.e.opts.Now()
+	w.mu.Lock()
+	for _, wt := range w.ids {
+		if wt.announced {
+			wt.next, wt.gap, wt.announced = now, w.opts.First/2, false
+		}
+	}
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *waiter) poke() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
+}
+
+// take stops waiting for id and says whether its start was announced.
+func (w *waiter) take(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wt, ok := w.ids[id]
+	delete(w.ids, id)
+	return ok && wt.hint.Started
 }
 
 func (w *waiter) remove(id string) {
@@ -305,10 +330,7 @@ func (w *waiter) pollGone(id string, wt *waiting, verdict listVerdict, isSandbox
 	}
 }
 
-func (w *waiter) submit(id string, hint Hint) {
-	w.remove(id)
-	w.e.Submit(id, hint)
-}
+func (w *waiter) submit(id string, hint Hint) { w.e.submitWaited(id, hint) }
 
 // reschedule doubles id's gap up to Max. An ID no List has named keeps
 // doubling, up to an eighth of GiveUp: a runtime registers a new sandbox

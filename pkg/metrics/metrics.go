@@ -70,10 +70,10 @@ func New(info BuildInfo) *Metrics {
 	m.ondemandRefused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "ondemand_lookups_refused_total", Help: "API requests for unknown IDs refused (429) because they exceeded the on-demand lookup rate."})
 	m.cgroupEvents = counterVec(reg, "cgroup_events_total", "Container cgroups seen appearing or disappearing, by kind.", "kind")
 	m.runtimeEvents = counterVec(reg, "runtime_events_total", "CRI container events received, by type.", "type")
-	m.containerdEvs = counterVec(reg, "containerd_events_total", "containerd's own events received where the runtime has no CRI event stream, by topic (container_create, task_start) or malformed.", "topic")
+	m.containerdEvs = counterVec(reg, "containerd_events_total", "containerd's own events received where the runtime has no CRI event stream, by topic (container_create, task_start), malformed (unreadable) or skipped (not about a CRI container).", "topic")
 	m.streamReconn = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "event_stream_reconnects_total", Help: "Times the CRI event stream was opened again after it ended."})
 	m.streamUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "event_stream_connected", Help: "1 while the CRI event stream is open."})
-	m.streamMode = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "event_source_info", Help: "Which sources feed lookups: mode is events (CRI event stream and cgroups) or cgroup (cgroup watcher alone)."}, []string{"mode"})
+	m.streamMode = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "event_source_info", Help: "Which sources feed lookups: mode is events (CRI event stream and cgroups), containerd (containerd's own events and cgroups) or cgroup (cgroup watcher alone)."}, []string{"mode"})
 	m.relists = counterVec(reg, "relists_total", "Relists of the runtime's containers and sandboxes, by result.", "result")
 	m.relistRepairs = counterVec(reg, "relist_repairs_total", "Cache entries a relist repaired, by action (added, deleted).", "action")
 	m.trimmed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "trimmed_values_total", Help: "Labels or annotation values dropped or shortened because they exceeded the configured bounds."})
@@ -144,7 +144,8 @@ func (m *Metrics) EventStreamState(connected bool) { m.streamUp.Set(boolFloat(co
 // EventStreamReconnect counts a reopening of the event stream.
 func (m *Metrics) EventStreamReconnect() { m.streamReconn.Inc() }
 
-// EventSource records which mode feeds lookups: "events" or "cgroup".
+// EventSource records which mode feeds lookups: "events", "containerd" or
+// "cgroup".
 func (m *Metrics) EventSource(mode string) {
 	m.streamMode.Reset()
 	m.streamMode.WithLabelValues(mode).Set(1)

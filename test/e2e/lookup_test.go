@@ -46,7 +46,7 @@ func testFewestCalls(t *testing.T, v harness.Variant) {
 		v.Name, proxy.Calls("ContainerStatus"), proxy.Calls("PodSandboxStatus"),
 		proxy.Calls("ListContainers"), proxy.Calls("ListPodSandbox"), retries)
 	checkOneStatusCallPerID(t, proxy, all, int(retries))
-	wantMode := "cgroup"
+	wantMode := "containerd" // containerd's own events
 	if v.Name != harness.Containerd16 {
 		wantMode = "events"
 	}

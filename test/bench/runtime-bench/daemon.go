@@ -41,12 +41,25 @@ func (d *daemon) waitReady(ctx context.Context, timeout time.Duration) error {
 // lookups: a runtime whose stream ends at once with EOF is only taken for
 // one without events after a few quick ends (and a resync after each), and
 // the run measures the steady state, not that start.
+//
+// "cgroup" may yet turn into "containerd": the daemon follows containerd's
+// own events once the CRI stream turned out absent and the subscription
+// stayed open a second, so "cgroup" counts as settled only after
+// cgroupSettle.
 func (d *daemon) waitEventSource(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	const cgroupSettle = 3 * time.Second
+	var cgroupSince time.Time
 	for {
 		m, err := d.scrape()
-		if err == nil && eventSource(m) != "unknown" {
+		switch src := eventSource(m); {
+		case err != nil || src == "unknown":
+		case src != "cgroup":
+			return nil
+		case cgroupSince.IsZero():
+			cgroupSince = time.Now()
+		case time.Since(cgroupSince) >= cgroupSettle:
 			return nil
 		}
 		select {
@@ -64,7 +77,7 @@ func (d *daemon) scrape() (promtext.Samples, error) {
 }
 
 func eventSource(m promtext.Samples) string {
-	for _, mode := range []string{"events", "cgroup"} {
+	for _, mode := range []string{"events", "containerd", "cgroup"} {
 		if m.Sum("cri_enricherd_event_source_info", `mode="`+mode+`"`) == 1 {
 			return mode
 		}
