@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-enricherd/cri-enricherd/pkg/cache"
 )
 
 // A waiting ID is listed again the moment a source says the runtime moved
@@ -40,15 +42,7 @@ func TestWait_ANudgeListsAWaitingIDAtOnce(t *testing.T) {
 // Where a source announces starts, a created container's partial record is
 // not followed by Lists from First on: it waits for the start's nudge.
 func TestWait_WhereStartsAreAnnouncedACreatedContainerWaitsForTheNudge(t *testing.T) {
-	rt := newFakeRuntime()
-	announced := func() bool { return true }
-	e, c, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: time.Millisecond, Max: time.Minute, GiveUp: time.Hour, Announced: announced}})
-	sb, ctrs := rt.addPod(1, 1)
-	id := ctrs[0]
-	rt.setState(id, runtimeapi.ContainerState_CONTAINER_CREATED)
-	if _, err := lookupNow(t, e, sb); err != nil {
-		t.Fatal(err)
-	}
+	rt, e, c, id := announcedStarts(t, func() bool { return true })
 	before := rt.Calls("ContainerStatus")                       // the on-demand lookup tried the sandbox as a container
 	e.Submit(id, Hint{Exists: true, Cgroup: true, Nudge: true}) // its create event
 	waitFor(t, func() bool { r, err := c.Get(id); return err == nil && r.Partial && r.State == "created" })
@@ -69,24 +63,18 @@ func TestWait_WhereStartsAreAnnouncedACreatedContainerWaitsForTheNudge(t *testin
 // on its way must not be lost: the container is then followed closely, not
 // left to wait Max (a minute here) for an announcement that came already.
 func TestWait_AStartAnnouncedWhileItsListRunsIsNotLost(t *testing.T) {
-	rt := newFakeRuntime()
-	sb, ctrs := rt.addPod(1, 1)
-	id := ctrs[0]
-	rt.setState(id, runtimeapi.ContainerState_CONTAINER_CREATED)
-	var hold atomic.Bool
+	rt, e, c, id := announcedStarts(t, func() bool { return true })
 	listing, release := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	rt.mu.Lock()
 	rt.fail = func(rpc, fid string) error {
-		if rpc == "ListContainers" && fid == id && hold.CompareAndSwap(true, false) {
+		if rpc == "ListContainers" && fid == id && held.CompareAndSwap(false, true) {
 			close(listing)
 			<-release
 		}
 		return nil
 	}
-	e, c, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: time.Millisecond, Max: time.Minute, GiveUp: time.Hour, Announced: func() bool { return true }}})
-	if _, err := lookupNow(t, e, sb); err != nil {
-		t.Fatal(err)
-	}
-	hold.Store(true)
+	rt.mu.Unlock()
 	e.Submit(id, Hint{Exists: true, Cgroup: true, Nudge: true}) // its create event
 	<-listing
 	e.Submit(id, Hint{Exists: true, Cgroup: true, Nudge: true, Started: true}) // its start, while the List runs
@@ -99,14 +87,7 @@ func TestWait_AStartAnnouncedWhileItsListRunsIsNotLost(t *testing.T) {
 // A start heard before (or without) the create, its List still showing the
 // container created, is followed closely too.
 func TestWait_AStartHeardFirstIsFollowedClosely(t *testing.T) {
-	rt := newFakeRuntime()
-	sb, ctrs := rt.addPod(1, 1)
-	id := ctrs[0]
-	rt.setState(id, runtimeapi.ContainerState_CONTAINER_CREATED)
-	e, c, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: time.Millisecond, Max: time.Minute, GiveUp: time.Hour, Announced: func() bool { return true }}})
-	if _, err := lookupNow(t, e, sb); err != nil {
-		t.Fatal(err)
-	}
+	rt, e, c, id := announcedStarts(t, func() bool { return true })
 	e.Submit(id, Hint{Exists: true, Cgroup: true, Nudge: true, Started: true})
 	waitFor(t, func() bool { r, err := c.Get(id); return err == nil && r.State == "created" })
 	rt.setState(id, runtimeapi.ContainerState_CONTAINER_RUNNING)
@@ -116,22 +97,30 @@ func TestWait_AStartHeardFirstIsFollowedClosely(t *testing.T) {
 // When the source that announced starts goes away, the containers waiting
 // for an announcement are listed again at once, not a Max later.
 func TestWait_ResumeWaitsListsWhatWaitedForAnAnnouncement(t *testing.T) {
-	rt := newFakeRuntime()
-	sb, ctrs := rt.addPod(1, 1)
-	id := ctrs[0]
-	rt.setState(id, runtimeapi.ContainerState_CONTAINER_CREATED)
 	var announced atomic.Bool
 	announced.Store(true)
-	e, c, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: time.Millisecond, Max: time.Minute, GiveUp: time.Hour, Announced: announced.Load}})
-	if _, err := lookupNow(t, e, sb); err != nil {
-		t.Fatal(err)
-	}
+	rt, e, c, id := announcedStarts(t, announced.Load)
 	e.Submit(id, Hint{Exists: true, Cgroup: true, Nudge: true})
 	waitFor(t, func() bool { r, err := c.Get(id); return err == nil && r.State == "created" })
 	rt.setState(id, runtimeapi.ContainerState_CONTAINER_RUNNING) // its start event is lost with the stream
 	announced.Store(false)
 	e.ResumeWaits()
 	waitFor(t, func() bool { r, err := c.Get(id); return err == nil && r.PID != 0 && !r.Partial })
+}
+
+// announcedStarts runs an engine whose source announces starts as
+// announced says, with a minute's gap while it waits for one, over a
+// runtime with one known pod and its container id still created.
+func announcedStarts(t *testing.T, announced func() bool) (*fakeRuntime, *Engine, *cache.Cache, string) {
+	t.Helper()
+	rt := newFakeRuntime()
+	sb, ctrs := rt.addPod(1, 1)
+	rt.setState(ctrs[0], runtimeapi.ContainerState_CONTAINER_CREATED)
+	e, c, _ := newTestEngine(t, rt, Options{Wait: WaitOptions{First: time.Millisecond, Max: time.Minute, GiveUp: time.Hour, Announced: announced}})
+	if _, err := lookupNow(t, e, sb); err != nil {
+		t.Fatal(err)
+	}
+	return rt, e, c, ctrs[0]
 }
 
 // submits records what a source hands the engine.
