@@ -322,7 +322,7 @@ func mergeHints(a, b Hint) Hint {
 	return Hint{
 		Sandbox: a.Sandbox || b.Sandbox, NewPod: a.NewPod || b.NewPod,
 		Exists: a.Exists || b.Exists, Cgroup: a.Cgroup || b.Cgroup, Gone: a.Gone || b.Gone,
-		Force: a.Force || b.Force, Urgent: a.Urgent || b.Urgent, Nudge: a.Nudge || b.Nudge, Started: a.Started || b.Started,
+		Force: a.Force || b.Force, Urgent: a.Urgent || b.Urgent, Started: a.Started || b.Started,
 		created: created,
 	}
 }
