@@ -59,15 +59,15 @@ func (c *Client) ContainerdEvents(ctx context.Context, filters []string) (*Conta
 	return &ContainerdEvents{stream: s}, nil
 }
 
-// Recv returns the next event's topic and the ID of the container it is
-// about. An envelope without topic or container ID is an error wrapping
+// Recv returns the next event's namespace and topic, and the ID of the
+// container it is about. An envelope without topic or container ID is an error wrapping
 // ErrMalformedEvent, and the stream stays usable; any other error ends the
 // stream, bytes that are not protobuf at all included (gRPC's decoding
 // refuses them with Internal).
-func (e *ContainerdEvents) Recv() (topic, id string, err error) {
+func (e *ContainerdEvents) Recv() (namespace, topic, id string, err error) {
 	msg := &emptypb.Empty{}
 	if err := e.stream.RecvMsg(msg); err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	return ParseContainerdEnvelope(msg.ProtoReflect().GetUnknown())
 }
@@ -78,13 +78,16 @@ func (c *Client) ObserveContainerdStreamEnd(err error, took time.Duration) {
 }
 
 // ParseContainerdEnvelope reads an Envelope (timestamp 1, namespace 2,
-// topic 3, event 4 as a google.protobuf.Any) and returns its topic and the
-// container ID of its event: field 1 of every container and task event
-// (ContainerCreate.id, TaskStart.container_id, TaskExit.container_id ...).
-func ParseContainerdEnvelope(raw []byte) (topic, id string, err error) {
+// topic 3, event 4 as a google.protobuf.Any) and returns its namespace
+// (empty when it names none), its topic and the container ID of its event:
+// field 1 of every container and task event (ContainerCreate.id,
+// TaskStart.container_id, TaskExit.container_id ...).
+func ParseContainerdEnvelope(raw []byte) (namespace, topic, id string, err error) {
 	var event []byte
 	err = eachField(raw, func(num protowire.Number, val []byte) {
 		switch num {
+		case 2:
+			namespace = string(val)
 		case 3:
 			topic = string(val)
 		case 4:
@@ -92,7 +95,7 @@ func ParseContainerdEnvelope(raw []byte) (topic, id string, err error) {
 		}
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("%w: envelope: %v", ErrMalformedEvent, err)
+		return "", "", "", fmt.Errorf("%w: envelope: %v", ErrMalformedEvent, err)
 	}
 	var payload []byte
 	if err := eachField(event, func(num protowire.Number, val []byte) {
@@ -100,22 +103,24 @@ func ParseContainerdEnvelope(raw []byte) (topic, id string, err error) {
 			payload = val
 		}
 	}); err != nil {
-		return "", "", fmt.Errorf("%w: %s: event: %v", ErrMalformedEvent, topic, err)
+		return "", "", "", fmt.Errorf("%w: %s: event: %v", ErrMalformedEvent, topic, err)
 	}
 	if err := eachField(payload, func(num protowire.Number, val []byte) {
 		if num == 1 && id == "" {
 			id = string(val)
 		}
 	}); err != nil {
-		return "", "", fmt.Errorf("%w: %s: payload: %v", ErrMalformedEvent, topic, err)
+		return "", "", "", fmt.Errorf("%w: %s: payload: %v", ErrMalformedEvent, topic, err)
 	}
 	switch {
 	case topic == "" || !utf8.ValidString(topic):
-		return "", "", fmt.Errorf("%w: no topic", ErrMalformedEvent)
+		return "", "", "", fmt.Errorf("%w: no topic", ErrMalformedEvent)
 	case id == "" || !utf8.ValidString(id):
-		return "", "", fmt.Errorf("%w: %s: no container id", ErrMalformedEvent, topic)
+		return "", "", "", fmt.Errorf("%w: %s: no container id", ErrMalformedEvent, topic)
+	case !utf8.ValidString(namespace):
+		return "", "", "", fmt.Errorf("%w: %s: namespace is not UTF-8", ErrMalformedEvent, topic)
 	}
-	return topic, id, nil
+	return namespace, topic, id, nil
 }
 
 // eachField calls fn with every length-delimited field of a message and

@@ -19,10 +19,14 @@ func field(b []byte, num protowire.Number, val []byte) []byte {
 }
 
 func envelope(topic string, payload []byte) []byte {
+	return envelopeIn("k8s.io", topic, payload)
+}
+
+func envelopeIn(namespace, topic string, payload []byte) []byte {
 	anyMsg := field(field(nil, 1, []byte("containerd.events.TaskStart")), 2, payload)
 	env := protowire.AppendTag(nil, 1, protowire.BytesType)
 	env = protowire.AppendBytes(env, protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 1700000000))
-	env = field(env, 2, []byte("k8s.io"))
+	env = field(env, 2, []byte(namespace))
 	env = field(env, 3, []byte(topic))
 	return field(env, 4, anyMsg)
 }
@@ -33,27 +37,31 @@ func TestParseContainerdEnvelope_ReadsTopicAndContainerIDAndRejectsMalformedOnes
 	tests := []struct {
 		name      string
 		raw       []byte
+		wantNS    string
 		wantTopic string
 	}{
-		{"task start with its pid", envelope("/tasks/start", withPID), "/tasks/start"},
-		{"container create", envelope("/containers/create", field(nil, 1, []byte(id))), "/containers/create"},
-		{"truncated", envelope("/tasks/start", withPID)[:20], ""},
-		{"no event", field(nil, 3, []byte("/tasks/start")), ""},
-		{"no topic", field(nil, 4, field(nil, 2, field(nil, 1, []byte(id)))), ""},
-		{"garbage", []byte{0xff, 0xff, 0xff}, ""},
-		{"invalid utf-8 id", envelope("/tasks/start", field(nil, 1, []byte{0xc3, 0x28})), ""},
+		{"task start with its pid", envelope("/tasks/start", withPID), "k8s.io", "/tasks/start"},
+		{"container create", envelope("/containers/create", field(nil, 1, []byte(id))), "k8s.io", "/containers/create"},
+		{"another namespace", envelopeIn("moby", "/tasks/start", withPID), "moby", "/tasks/start"},
+		{"no namespace", field(field(nil, 3, []byte("/tasks/start")), 4, field(nil, 2, withPID)), "", "/tasks/start"},
+		{"truncated", envelope("/tasks/start", withPID)[:20], "", ""},
+		{"no event", field(nil, 3, []byte("/tasks/start")), "", ""},
+		{"no topic", field(nil, 4, field(nil, 2, field(nil, 1, []byte(id)))), "", ""},
+		{"garbage", []byte{0xff, 0xff, 0xff}, "", ""},
+		{"invalid utf-8 id", envelope("/tasks/start", field(nil, 1, []byte{0xc3, 0x28})), "", ""},
+		{"invalid utf-8 namespace", envelopeIn("\xc3\x28", "/tasks/start", withPID), "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			topic, got, err := criclient.ParseContainerdEnvelope(tt.raw)
+			ns, topic, got, err := criclient.ParseContainerdEnvelope(tt.raw)
 			if tt.wantTopic == "" {
 				if !errors.Is(err, criclient.ErrMalformedEvent) {
-					t.Errorf("err = %v (topic %q, id %q), want ErrMalformedEvent", err, topic, got)
+					t.Errorf("err = %v (namespace %q, topic %q, id %q), want ErrMalformedEvent", err, ns, topic, got)
 				}
 				return
 			}
-			if err != nil || topic != tt.wantTopic || got != id {
-				t.Errorf("= %q, %q, %v; want %q, %q", topic, got, err, tt.wantTopic, id)
+			if err != nil || ns != tt.wantNS || topic != tt.wantTopic || got != id {
+				t.Errorf("= %q, %q, %q, %v; want %q, %q, %q", ns, topic, got, err, tt.wantNS, tt.wantTopic, id)
 			}
 		})
 	}
@@ -84,23 +92,23 @@ func TestClient_ContainerdEventsSendsTheFiltersAndReadsWhatTheyLetThrough(t *tes
 	rt.PublishContainerdRaw(field(nil, 3, []byte("/tasks/start"))) // no event in it
 	rt.PublishContainerdRaw([]byte{0xff})                          // not protobuf at all
 	for _, want := range []string{sb, ctrs[0]} {                   // their creates are filtered out
-		topic, id, err := s.Recv()
-		if err != nil || topic != "/tasks/start" || id != want {
-			t.Fatalf("Recv = %q, %q, %v; want /tasks/start of %s", topic, id, err, want)
+		ns, topic, id, err := s.Recv()
+		if err != nil || ns != "k8s.io" || topic != "/tasks/start" || id != want {
+			t.Fatalf("Recv = %q, %q, %q, %v; want k8s.io's /tasks/start of %s", ns, topic, id, err, want)
 		}
 	}
-	if _, _, err := s.Recv(); !errors.Is(err, criclient.ErrMalformedEvent) {
+	if _, _, _, err := s.Recv(); !errors.Is(err, criclient.ErrMalformedEvent) {
 		t.Fatalf("Recv of an envelope without event = %v, want ErrMalformedEvent", err)
 	}
 	// gRPC's own decoding refuses bytes that are not protobuf, and ends the
 	// stream: the follower opens a new one.
-	if _, _, err := s.Recv(); errors.Is(err, criclient.ErrMalformedEvent) || criclient.Code(err) != codes.Internal {
+	if _, _, _, err := s.Recv(); errors.Is(err, criclient.ErrMalformedEvent) || criclient.Code(err) != codes.Internal {
 		t.Fatalf("Recv of bytes that are not protobuf = %v, want the stream to end with Internal", err)
 	}
 	rt.SetContainerdEvents(false)
 	s, err = c.ContainerdEvents(ctx, filters)
 	if err == nil {
-		_, _, err = s.Recv()
+		_, _, _, err = s.Recv()
 	}
 	if criclient.Code(err) != codes.Unimplemented {
 		t.Errorf("subscribing to a runtime without containerd's events: %v, want Unimplemented", err)

@@ -30,10 +30,11 @@ const (
 
 // ContainerdStream is an open subscription to containerd's events.
 type ContainerdStream interface {
-	// Recv returns the next event's topic and container ID; an error
-	// wrapping criclient.ErrMalformedEvent (see IsMalformed) leaves the
-	// stream usable.
-	Recv() (topic, id string, err error)
+	// Recv returns the next event's namespace (empty when the envelope
+	// names none), topic and container ID; an error wrapping
+	// criclient.ErrMalformedEvent (see IsMalformed) leaves the stream
+	// usable.
+	Recv() (namespace, topic, id string, err error)
 }
 
 // ContainerdRuntime is containerd's own event service on the CRI socket.
@@ -154,7 +155,7 @@ func (f *ContainerdEvents) follow(ctx context.Context) (int, error) {
 	open := time.AfterFunc(quickEnd, func() { f.working(stream) })
 	defer open.Stop()
 	for n := 0; ; n++ {
-		topic, cid, err := s.Recv()
+		ns, topic, cid, err := s.Recv()
 		if err == nil || f.malformed(err) {
 			f.working(stream)
 		}
@@ -168,7 +169,7 @@ func (f *ContainerdEvents) follow(ctx context.Context) (int, error) {
 			}
 			return n, err
 		default:
-			f.handle(topic, cid)
+			f.handle(ns, topic, cid)
 		}
 	}
 }
@@ -200,13 +201,16 @@ func (f *ContainerdEvents) ended() bool {
 
 // handle lists the ID at once: on a create the runtime has just made it
 // (a partial record, before its cgroup exists), on a task start it is
-// about to report it running (its status, PID included). An ID that is not
-// a CRI one (a container someone made in the namespace by hand) is skipped.
-func (f *ContainerdEvents) handle(topic, cid string) {
+// about to report it running (its status, PID included). An event of
+// another namespace (docker's moby, ctr's default: the subscription's
+// filter should have kept it out) or about an ID that is not a CRI one (a
+// container someone made in the namespace by hand) is skipped: either
+// would cost Lists until the wait for it gave up.
+func (f *ContainerdEvents) handle(ns, topic, cid string) {
 	label, ok := containerdTopics[topic]
-	if !ok || !id.IsFull(cid) {
+	if !ok || !id.IsFull(cid) || ns != "" && ns != criNamespace {
 		f.rec.ContainerdEvent("skipped")
-		f.log.Debug("skipping a containerd event", zap.String("topic", topic), zap.String("id", cid))
+		f.log.Debug("skipping a containerd event", zap.String("namespace", ns), zap.String("topic", topic), zap.String("id", cid))
 		return
 	}
 	f.rec.ContainerdEvent(label)

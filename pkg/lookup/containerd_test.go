@@ -163,19 +163,19 @@ type eventScript struct {
 }
 
 type scriptedEvent struct {
-	topic, id string
-	err       error
+	ns, topic, id string
+	err           error
 }
 
 type scriptedStream struct{ s eventScript }
 
-func (s *scriptedStream) Recv() (string, string, error) {
+func (s *scriptedStream) Recv() (string, string, string, error) {
 	if len(s.s.events) == 0 {
-		return "", "", s.s.end
+		return "", "", "", s.s.end
 	}
 	ev := s.s.events[0]
 	s.s.events = s.s.events[1:]
-	return ev.topic, ev.id, ev.err
+	return ev.ns, ev.topic, ev.id, ev.err
 }
 
 func (r *scriptedEvents) ContainerdEvents(_ context.Context, filters []string) (ContainerdStream, error) {
@@ -217,15 +217,16 @@ func (c *topicCounts) ContainerdEvent(topic string) {
 var errMalformedForTest = errors.New("malformed")
 
 func TestContainerdEvents_NudgesEachCreatedAndStartedIDSkipsMalformedOnesAndReopens(t *testing.T) {
-	a, b := hexID('c', 1), hexID('a', 2)
+	a, b, moby := hexID('c', 1), hexID('a', 2), hexID('d', 3)
 	rt := &scriptedEvents{scripts: []eventScript{
 		{events: []scriptedEvent{
-			{topic: "/containers/create", id: a},
+			{ns: "k8s.io", topic: "/containers/create", id: a},
 			{err: fmt.Errorf("%w: no topic", errMalformedForTest)},
-			{topic: "/tasks/start", id: a},
-			{topic: "/tasks/start", id: "not-a-cri-id"},
+			{ns: "k8s.io", topic: "/tasks/start", id: a},
+			{ns: "k8s.io", topic: "/tasks/start", id: "not-a-cri-id"},
+			{ns: "moby", topic: "/tasks/start", id: moby}, // past a filter the runtime ignored
 		}, end: status.Error(codes.Unavailable, "containerd restarted")},
-		{events: []scriptedEvent{{topic: "/tasks/start", id: b}}, end: status.Error(codes.Unimplemented, "gone")},
+		{events: []scriptedEvent{{ns: "", topic: "/tasks/start", id: b}}, end: status.Error(codes.Unimplemented, "gone")}, // an envelope naming no namespace is taken
 	}}
 	target := &submits{hints: map[string][]Hint{}}
 	counts := &topicCounts{n: map[string]int{}}
@@ -240,13 +241,16 @@ func TestContainerdEvents_NudgesEachCreatedAndStartedIDSkipsMalformedOnesAndReop
 		t.Errorf("hints for the created and started container = %+v, want %+v then %+v", got, create, start)
 	}
 	if got := target.of(b); len(got) != 1 {
-		t.Errorf("hints after the stream was reopened = %+v, want one", got)
+		t.Errorf("hints after the stream was reopened, for an event naming no namespace = %+v, want one", got)
 	}
 	if got := target.of("not-a-cri-id"); len(got) != 0 {
 		t.Errorf("a non-CRI ID was submitted: %+v", got)
 	}
-	if counts.n["container_create"] != 1 || counts.n["task_start"] != 2 || counts.n["malformed"] != 1 || counts.n["skipped"] != 1 {
-		t.Errorf("counted %v, want container_create 1, task_start 2, malformed 1, skipped 1", counts.n)
+	if got := target.of(moby); len(got) != 0 {
+		t.Errorf("a container of docker's namespace was submitted: %+v", got)
+	}
+	if counts.n["container_create"] != 1 || counts.n["task_start"] != 2 || counts.n["malformed"] != 1 || counts.n["skipped"] != 2 {
+		t.Errorf("counted %v, want container_create 1, task_start 2, malformed 1, skipped 2", counts.n)
 	}
 	if want := "containerd cgroup containerd cgroup"; strings.Join(counts.sources, " ") != want || target.resumed != 2 {
 		t.Errorf("event sources %v and %d resumed waits, want %s and 2 (each stream worked, then ended)", counts.sources, target.resumed, want)
