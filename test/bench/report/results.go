@@ -173,6 +173,8 @@ func runtimeRowsOf(r runtimeresult.Result) []row {
 			fmt.Sprintf("%.2f / %.2f ms; %.2f / %.2f ms after StartContainer returned", d.P50, d.P99, a.P50, a.P99), "", info},
 		row{area, "raw ContainerStatus / PodSandboxStatus (verbose, idle runtime), p50 / p99",
 			fmt.Sprintf("%.2f / %.2f ms; %.2f / %.2f ms", r.RawContainer.P50, r.RawContainer.P99, r.RawSandbox.P50, r.RawSandbox.P99), "", info},
+		row{area, fmt.Sprintf("reacting peer (no daemon): cgroup appears -> ContainerStatus, then PodSandboxStatus, answered, p50 / p99 (n=%d)", r.PeerServed.N),
+			fmt.Sprintf("%.2f / %.2f ms; %.2f / %.2f ms", r.PeerFirst.P50, r.PeerFirst.P99, r.PeerServed.P50, r.PeerServed.P99), "", info},
 		row{area, "ContainerStatus / PodSandboxStatus as the daemon saw them while pods were created, mean",
 			fmt.Sprintf("%.2f / %.2f ms", r.DaemonCSMean, r.DaemonPSMean), "", info},
 		row{area, "bootstrap (start to /readyz 200)", fmt.Sprintf("%.0f ms for %d records", r.BootstrapMS, r.BootstrapRecords), "", info},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/cri-enricherd/cri-enricherd/internal/promtext"
@@ -68,13 +69,39 @@ func TestChecks_JudgeIssue12sTargets(t *testing.T) {
 		DaemonCalls:    map[string]int{"ContainerStatus": 20, "PodSandboxStatus": 11},
 		Retries:        map[string]float64{"ContainerStatus/Unavailable": 1},
 		ServedKnownPod: summary{N: 10, P50: 1.5}, ServedContainer: summary{N: 20, P99: 19.9},
-		RawContainer: summary{P50: 0.4}, RawSandbox: summary{P50: 0.6},
+		RawContainer: summary{P50: 0.4}, RawSandbox: summary{P50: 0.6}, PeerServed: summary{N: 10, P50: 1},
 		ServedSandbox: summary{N: 10, P50: 40}, RunPodSandbox: summary{P50: 20},
 	}
 	want := []bool{false, true, true, true, true, true} // 31 status calls > 30
 	for i, c := range checks(r) {
 		if c.Pass != want[i] {
 			t.Errorf("%s: %s against %s judged %v, want %v", c.Figure, c.Measured, c.Target, c.Pass, want[i])
+		}
+	}
+}
+
+// The known-pod target is judged against the warm raw round trips, as
+// issue 12 defines it; the reacting peer is reported, never judged.
+func TestKnownPodCheck_JudgesAgainstTheWarmRawCallsAndReportsThePeer(t *testing.T) {
+	base := result{ServedKnownPod: summary{N: 10, P50: 0.3}, RawContainer: summary{P50: 0.1}, RawSandbox: summary{P50: 0.1}}
+	tests := []struct {
+		name   string
+		served float64
+		peer   summary
+		want   bool
+	}{
+		{"within 1.5x of the warm pair", 0.3, summary{}, true},
+		{"over 1.5x of the warm pair, under the peer", 0.31, summary{N: 10, P50: 1}, false},
+	}
+	for _, tt := range tests {
+		r := base
+		r.ServedKnownPod.P50, r.PeerServed, r.PeerFirst = tt.served, tt.peer, summary{N: tt.peer.N, P50: tt.peer.P50 / 2}
+		got := knownPodCheck(r)
+		if got.Pass != tt.want {
+			t.Errorf("%s: %s against %s judged %v, want %v", tt.name, got.Measured, got.Target, got.Pass, tt.want)
+		}
+		if reported := strings.Contains(got.Measured, "reacting peer"); reported != (tt.peer.N > 0) {
+			t.Errorf("%s: %q reports the peer: %v, want %v", tt.name, got.Measured, reported, tt.peer.N > 0)
 		}
 	}
 }

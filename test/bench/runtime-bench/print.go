@@ -39,6 +39,8 @@ func printLatencies(w io.Writer, rs []result) {
 			{"RunPodSandbox", r.RunPodSandbox},
 			{"raw ContainerStatus(verbose)", r.RawContainer},
 			{"raw PodSandboxStatus(verbose)", r.RawSandbox},
+			{"reacting peer: cgroup appears -> CS answered", r.PeerFirst},
+			{"reacting peer: cgroup appears -> CS+PSS answered", r.PeerServed},
 		} {
 			rows = append(rows, []string{r.Runtime, r.EventSource, f.what, fmt.Sprint(f.s.N),
 				fmt.Sprintf("%.2f", f.s.P50), fmt.Sprintf("%.2f", f.s.P99), fmt.Sprintf("%.2f", f.s.Max)})

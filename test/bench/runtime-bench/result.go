@@ -15,7 +15,8 @@ type (
 )
 
 // measure runs one variant from start to finish: the runtime, the daemon
-// in front of it, the pods, then the raw floor and the bootstrap.
+// in front of it, the pods, then the raw floor, the bootstrap and the
+// reacting peer.
 func measure(ctx context.Context, name string, o options) (result, error) {
 	r := result{Runtime: name, Pods: o.pods, Containers: o.pods * o.perPod}
 	rt, err := startRuntime(ctx, name, o)
@@ -33,10 +34,18 @@ func measure(ctx context.Context, name string, o options) (result, error) {
 	if r.NaiveCalls, err = perContainerEnricher(ctx, rt.client()); err != nil {
 		return r, err
 	}
-	r.BootstrapMS, r.BootstrapRecords, err = bootstrap(ctx, o.bin, rt.endpoint(), rt.daemonArgs(), r.Containers+r.Pods)
+	if r.BootstrapMS, r.BootstrapRecords, err = bootstrap(ctx, o.bin, rt.endpoint(), rt.daemonArgs(), r.Containers+r.Pods); err != nil {
+		return r, err
+	}
+	// Last, so that its pods do not count in the bootstrap above.
+	r.PeerServed, r.PeerFirst, err = reactingPeer(ctx, rt, o, o.pods, peerPods(o.pods))
 	r.Checks = checks(r)
 	return r, err
 }
+
+// peerPods is how many pods the reacting peer is timed on: half the
+// daemon's, at least 10.
+func peerPods(pods int) int { return max(pods/2, 10) }
 
 // measureDaemon creates the pods while a daemon runs and records what it
 // served and what it cost. The calls are read before anything else talks

@@ -35,11 +35,21 @@ func retriesCheck(r result) check {
 		fmt.Sprintf("<= %.2f", maxRetriesPerContainer), got <= maxRetriesPerContainer)
 }
 
+// knownPodCheck judges a known pod's container against issue 12's floor:
+// the raw ContainerStatus + PodSandboxStatus p50 of the same run, made back
+// to back from a warm client. The reacting peer's figures (the same calls
+// made the moment a cgroup appears, see reactingPeer) are printed beside
+// it for comparison, not judged: the daemon's first record is made from a
+// List (partial, no verbose fields), the peer's from both verbose answers.
 func knownPodCheck(r result) check {
 	k, raw := r.ServedKnownPod, r.RawContainer.P50+r.RawSandbox.P50
+	measured := fmt.Sprintf("%.2f ms = %.2fx raw CS+PSS p50 (%.2f + %.2f ms)", k.P50, k.P50/raw, r.RawContainer.P50, r.RawSandbox.P50)
+	if p := r.PeerServed; p.N > 0 {
+		measured += fmt.Sprintf("; a reacting peer's CS / CS+PSS p50 %.2f / %.2f ms (n=%d): %.2fx / %.2fx",
+			r.PeerFirst.P50, p.P50, p.N, k.P50/r.PeerFirst.P50, k.P50/p.P50)
+	}
 	return judged(fmt.Sprintf("cgroup -> container served, pod already known, p50 (n=%d)", k.N),
-		fmt.Sprintf("%.2f ms = %.2fx raw CS+PSS p50 (%.2f + %.2f ms)", k.P50, k.P50/raw, r.RawContainer.P50, r.RawSandbox.P50),
-		fmt.Sprintf("<= 1.5x raw = %.2f ms", 1.5*raw), k.N > 0 && k.P50 <= 1.5*raw)
+		measured, fmt.Sprintf("<= 1.5x raw = %.2f ms", 1.5*raw), k.N > 0 && k.P50 <= 1.5*raw+1e-9)
 }
 
 func p99Check(r result) check {

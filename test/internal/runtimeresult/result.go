@@ -38,6 +38,12 @@ type Result struct {
 	RunPodSandbox     Summary `json:"run_pod_sandbox_ms"`
 	RawContainer      Summary `json:"raw_container_status_verbose_ms"`
 	RawSandbox        Summary `json:"raw_pod_sandbox_status_verbose_ms"`
+	// PeerServed is a per-container enricher reacting to the cgroups of
+	// more pods, with no daemon running: cgroup appears -> its
+	// ContainerStatus and PodSandboxStatus answered, from an idle client;
+	// PeerFirst to its ContainerStatus alone.
+	PeerServed Summary `json:"reacting_peer_cgroup_to_cs_pss_ms"`
+	PeerFirst  Summary `json:"reacting_peer_cgroup_to_cs_ms"`
 
 	// DaemonCalls are the calls the runtime received from the daemon for
 	// the run's IDs, by RPC, plus the Lists of the whole node;
