@@ -60,10 +60,10 @@ func (c *Client) ContainerdEvents(ctx context.Context, filters []string) (*Conta
 }
 
 // Recv returns the next event's namespace and topic, and the ID of the
-// container it is about. An envelope without topic or container ID is an error wrapping
-// ErrMalformedEvent, and the stream stays usable; any other error ends the
-// stream, bytes that are not protobuf at all included (gRPC's decoding
-// refuses them with Internal).
+// container it is about. An envelope without topic or container ID is an
+// error wrapping ErrMalformedEvent, and the stream stays usable; any other
+// error ends the stream, bytes that are not protobuf at all included
+// (gRPC's decoding refuses them with Internal).
 func (e *ContainerdEvents) Recv() (namespace, topic, id string, err error) {
 	msg := &emptypb.Empty{}
 	if err := e.stream.RecvMsg(msg); err != nil {

@@ -69,7 +69,7 @@ func TestChecks_JudgeIssue12sTargets(t *testing.T) {
 		DaemonCalls:    map[string]int{"ContainerStatus": 20, "PodSandboxStatus": 11},
 		Retries:        map[string]float64{"ContainerStatus/Unavailable": 1},
 		ServedKnownPod: summary{N: 10, P50: 1.5}, ServedContainer: summary{N: 20, P99: 19.9},
-		RawContainer: summary{P50: 0.4}, RawSandbox: summary{P50: 0.6}, PeerServed: summary{N: 10, P50: 1},
+		RawContainer: summary{P50: 0.4}, RawSandbox: summary{P50: 0.6},
 		ServedSandbox: summary{N: 10, P50: 40}, RunPodSandbox: summary{P50: 20},
 	}
 	want := []bool{false, true, true, true, true, true} // 31 status calls > 30

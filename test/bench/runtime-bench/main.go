@@ -36,13 +36,7 @@ import (
 )
 
 func main() {
-	if endpoint := os.Getenv(peerEndpointEnv); endpoint != "" {
-		if err := runPeer(endpoint, os.Getenv(peerCgroupEnv)); err != nil {
-			fmt.Fprintln(os.Stderr, "runtime-bench: reacting peer:", err)
-			os.Exit(1)
-		}
-		return
-	}
+	runPeerIfAsked()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "runtime-bench:", err)
 		os.Exit(1)

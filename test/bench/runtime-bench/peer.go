@@ -125,6 +125,20 @@ func drivePeer(ctx context.Context, rt runtimeUnderTest, o options, first, pods 
 	return run, nil
 }
 
+// runPeerIfAsked runs the reacting peer's process and exits, when this
+// program was started as the peer (see reactingPeer); otherwise it returns.
+func runPeerIfAsked() {
+	endpoint := os.Getenv(peerEndpointEnv)
+	if endpoint == "" {
+		return
+	}
+	if err := runPeer(endpoint, os.Getenv(peerCgroupEnv)); err != nil {
+		fmt.Fprintln(os.Stderr, "runtime-bench: reacting peer:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
 // runPeer is the reacting peer's process: it watches the cgroups, prints
 // "ready" once it has walked them, times each new cgroup's lookup, and when
 // its stdin ends prints the timings by ID as JSON.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -11,13 +10,7 @@ import (
 // TestMain lets the test binary be the reacting peer's process too, as
 // runtime-bench is: reactingPeer runs its own executable again.
 func TestMain(m *testing.M) {
-	if endpoint := os.Getenv(peerEndpointEnv); endpoint != "" {
-		if err := runPeer(endpoint, os.Getenv(peerCgroupEnv)); err != nil {
-			fmt.Fprintln(os.Stderr, "reacting peer:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	runPeerIfAsked()
 	os.Exit(m.Run())
 }
 
