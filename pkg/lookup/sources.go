@@ -44,15 +44,19 @@ type CgroupSource struct {
 	eventsActive func() bool
 	eventGrace   time.Duration
 
-	mu   sync.Mutex
-	pods map[string]struct{} // pod UIDs whose first cgroup was seen
+	mu sync.Mutex
+	// pods counts, by pod UID, the cgroups seen and not gone yet: a UID
+	// leaves with its last cgroup, even when no record of the pod was ever
+	// cached (its lookups failed, the cache evicted it, a pod with no
+	// sandbox cgroup), so pods that come and go cannot grow it.
+	pods map[string]int
 }
 
 // NewCgroupSource creates the glue; eventsActive says whether the CRI event
 // stream currently reports stops and deletions (then a vanishing cgroup
 // needs no question to the runtime).
 func NewCgroupSource(e Target, rec CgroupRecorder, eventsActive func() bool) *CgroupSource {
-	return &CgroupSource{engine: e, rec: rec, eventsActive: eventsActive, eventGrace: 2 * time.Second, pods: make(map[string]struct{})}
+	return &CgroupSource{engine: e, rec: rec, eventsActive: eventsActive, eventGrace: 2 * time.Second, pods: make(map[string]int)}
 }
 
 // Handle applies one cgroup event.
@@ -97,20 +101,27 @@ func (s *CgroupSource) firstOfPod(podUID string) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, seen := s.pods[podUID]; seen {
-		return false
-	}
-	s.pods[podUID] = struct{}{}
-	return !s.engine.PodKnown(podUID)
+	n := s.pods[podUID]
+	s.pods[podUID] = n + 1
+	return n == 0 && !s.engine.PodKnown(podUID)
 }
 
 func (s *CgroupSource) forget(podUID, id string) {
 	if podUID == "" {
 		return
 	}
-	if rec, ok := s.engine.Cached(id); ok && rec.IsPodSandbox && rec.Pod != nil && rec.Pod.UID == podUID {
-		s.mu.Lock()
-		delete(s.pods, podUID)
-		s.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, seen := s.pods[podUID]
+	if !seen {
+		return
 	}
+	// A gone sandbox ends the pod's first cgroup too: the sandbox that
+	// replaces it is asked as a sandbox first, even while containers of
+	// the old one are still being removed.
+	if rec, ok := s.engine.Cached(id); n <= 1 || ok && rec.IsPodSandbox && rec.Pod != nil && rec.Pod.UID == podUID {
+		delete(s.pods, podUID)
+		return
+	}
+	s.pods[podUID] = n - 1
 }
