@@ -86,13 +86,12 @@ func (h *Handler) listContainers(w http.ResponseWriter, r *http.Request) {
 // parseListOptions reads the filters of a list request, refusing any
 // parameter not in allowed.
 func parseListOptions(r *http.Request, allowed map[string]bool) (query.ListOptions, error) {
-	q := r.URL.Query()
-	if err := checkParams(q, allowed); err != nil {
+	q, err := queryParams(r, allowed)
+	if err != nil {
 		return query.ListOptions{}, err
 	}
 	o := query.ListOptions{Namespace: q.Get("namespace"), PodName: q.Get("pod"), PodUID: q.Get("pod_uid"),
 		SandboxID: q.Get("sandbox"), Selector: q.Get("selector")}
-	var err error
 	if o.IncludeDeleted, err = boolParam(q.Get("include_deleted"), false); err != nil {
 		return o, fmt.Errorf("include_deleted: %w", err)
 	}
@@ -102,6 +101,18 @@ func parseListOptions(r *http.Request, allowed map[string]bool) (query.ListOptio
 	}
 	o.ExcludeSandboxes = !sandboxes
 	return o, nil
+}
+
+// queryParams parses r's query and refuses any parameter not in allowed.
+// url.URL.Query drops a pair it cannot parse (a bad %-escape, a ';')
+// without a word, which would turn a filter the client got wrong into an
+// answer for everything; the parse error is the client's answer instead.
+func queryParams(r *http.Request, allowed map[string]bool) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("malformed query: %s", query.Truncate(err.Error()))
+	}
+	return q, checkParams(q, allowed)
 }
 
 func checkParams(q url.Values, allowed map[string]bool) error {

@@ -115,6 +115,13 @@ func TestHandler_AnswersEachRequestWithTheRightStatus(t *testing.T) {
 		{"list all", "/v1/containers", 200, `"items"`},
 		{"unknown filter", "/v1/containers?colour=red", 400, "unknown query parameter"},
 		{"bad bool", "/v1/containers?include_deleted=maybe", 400, "include_deleted"},
+		// url.URL.Query drops what it cannot parse: these would answer
+		// every container, unfiltered, if the parse error were ignored.
+		{"bad escape in a filter", "/v1/containers?namespace=nope%zz", 400, "malformed query"},
+		{"semicolon in a filter", "/v1/containers?namespace=nope;x", 400, "malformed query"},
+		{"bad escape in a pod filter", "/v1/pods?namespace=nope%", 400, "malformed query"},
+		{"bad escape in a cgroup path", "/v1/cgroups?path=%zz", 400, "malformed query"},
+		{"bad escape in a watch revision", "/v1/watch?revision=%zz", 400, "malformed query"},
 		{"bad sandbox id", "/v1/containers?sandbox=xyz", 400, "sandbox"},
 		{"sandbox by its short id", "/v1/containers?sandbox=" + idC[:12], 200, `"name":"side"`},
 		{"sandbox prefix of several records", "/v1/containers?sandbox=" + idA[:12], 409, "sandbox"},

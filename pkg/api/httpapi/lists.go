@@ -16,8 +16,8 @@ var (
 // getCgroup answers GET /v1/cgroups?path=/kubepods.slice/...: the record
 // of the container a cgroup path belongs to.
 func (h *Handler) getCgroup(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if err := checkParams(q, cgroupParams); err != nil {
+	q, err := queryParams(r, cgroupParams)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}

@@ -46,8 +46,8 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request) {
 }
 
 func parseRevision(r *http.Request) (uint64, error) {
-	q := r.URL.Query()
-	if err := checkParams(q, watchParams); err != nil {
+	q, err := queryParams(r, watchParams)
+	if err != nil {
 		return 0, err
 	}
 	raw := q.Get("revision")
