@@ -88,7 +88,7 @@ type APIConfig struct {
 	SocketGroup      string        `yaml:"socket_group" usage:"group (name or numeric gid) owning the API sockets; empty keeps the process's group"`
 	Address          string        `yaml:"address" usage:"optional TCP host:port for the query API, loopback only unless api.allow_non_loopback; empty disables it"`
 	AllowNonLoopback bool          `yaml:"allow_non_loopback" usage:"let api.address bind a non-loopback address (the API has no authentication)"`
-	OnDemandTimeout  time.Duration `yaml:"ondemand_timeout" usage:"how long a request for an unknown full container ID waits for a CRI lookup"`
+	OnDemandTimeout  time.Duration `yaml:"ondemand_timeout" usage:"how long a request for an unknown full container ID waits for a CRI lookup (at most 20s)"`
 	OnDemandRate     float64       `yaml:"ondemand_rate" usage:"lookups of unknown full IDs that API requests may start per second (each costs up to two CRI calls); beyond it they are answered 429; 0 means no limit"`
 	OnDemandBurst    int           `yaml:"ondemand_burst" usage:"on-demand lookups allowed at once above api.ondemand_rate"`
 	MaxWatchers      int           `yaml:"max_watchers" usage:"watch streams served at once"`

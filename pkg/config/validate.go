@@ -108,6 +108,10 @@ func (ch *checker) add(key string, value any, reason string, args ...any) {
 	ch.problems = append(ch.problems, problem{key: key, text: text})
 }
 
+// MaxOnDemandTimeout bounds api.ondemand_timeout below the HTTP API's
+// 30s write timeout, with room for the rest of the answer.
+const MaxOnDemandTimeout = 20 * time.Second
+
 func (ch *checker) positive(key string, d time.Duration) {
 	if d <= 0 {
 		ch.add(key, d.String(), "must be a positive duration")
@@ -189,6 +193,9 @@ func (ch *checker) api(a APIConfig, m MetricsConfig) {
 		ch.apiAddress(a, m)
 	}
 	ch.positive("api.ondemand_timeout", a.OnDemandTimeout)
+	if a.OnDemandTimeout > MaxOnDemandTimeout {
+		ch.add("api.ondemand_timeout", a.OnDemandTimeout.String(), "must be at most %s: the HTTP API cuts an answer not written within 30s, and the client would get none", MaxOnDemandTimeout)
+	}
 	if a.OnDemandRate < 0 || math.IsNaN(a.OnDemandRate) || math.IsInf(a.OnDemandRate, 0) {
 		ch.add("api.ondemand_rate", a.OnDemandRate, "must be 0 (unlimited) or a positive number of lookups per second")
 	}
@@ -286,10 +293,12 @@ func isLoopback(host string) bool {
 }
 
 // sameListener says whether two hosts on one port would collide: the same
-// host, or either of them binding every interface.
+// host, either of them binding every interface, or "localhost" beside a
+// loopback address (it binds the first loopback address it resolves to).
 func sameListener(a, b string) bool {
 	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
-	return a == b || wildcard(a) || wildcard(b)
+	localhost := func(h, other string) bool { return strings.EqualFold(h, "localhost") && isLoopback(other) }
+	return strings.EqualFold(a, b) || wildcard(a) || wildcard(b) || localhost(a, b) || localhost(b, a)
 }
 
 var (

@@ -58,6 +58,18 @@ func TestValidate_ChecksEachRule(t *testing.T) {
 		{"zero timeout", func(c *Config) { c.Runtime.Timeout = 0 }, `runtime.timeout: "0s" must be a positive duration`},
 		{"negative relist", func(c *Config) { c.Runtime.RelistInterval = -time.Second }, `runtime.relist_interval: "-1s" must be a positive duration`},
 		{"no retries", func(c *Config) { c.Runtime.MaxRetries = 0 }, ""},
+		{"api on localhost, metrics on 127.0.0.1, one port", func(c *Config) {
+			c.Metrics.Address, c.API.Address = "127.0.0.1:19808", "localhost:19808"
+		}, `api.address: "localhost:19808" must not use the port of metrics.address`},
+		{"api on 127.0.0.1, metrics on localhost, one port", func(c *Config) {
+			c.Metrics.Address, c.API.Address = "localhost:19808", "127.0.0.1:19808"
+		}, `api.address: "127.0.0.1:19808" must not use the port of metrics.address`},
+		{"api and metrics on two loopback addresses", func(c *Config) {
+			c.Metrics.Address, c.API.Address = "127.0.0.2:19808", "127.0.0.1:19808"
+		}, ""},
+		{"on-demand timeout the HTTP answer outlives", func(c *Config) { c.API.OnDemandTimeout = 20 * time.Second }, ""},
+		{"on-demand timeout past the HTTP write timeout", func(c *Config) { c.API.OnDemandTimeout = 40 * time.Second },
+			`api.ondemand_timeout: "40s" must be at most 20s`},
 		{"negative retries", func(c *Config) { c.Runtime.MaxRetries = -1 }, "runtime.max_retries: -1 must be at least 0"},
 		{"unlimited rate", func(c *Config) { c.Runtime.RateLimit = 0 }, ""},
 		{"fractional rate", func(c *Config) { c.Runtime.RateLimit = 0.5 }, ""},
