@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -24,6 +25,11 @@ type Options struct {
 // Listen listens on a unix socket at path with the given mode and group.
 // A stale socket file (nobody listening) is replaced; a live one is an
 // error, so two daemons never steal each other's socket.
+//
+// The socket is made in a private directory beside path, given its group
+// and mode there, and only then renamed to path: bound in place, it would
+// accept connections with the umask's wider mode until the chmod, and a
+// connection made in that moment outlives it.
 func Listen(path string, opts Options) (net.Listener, error) {
 	if opts.Mode == 0 {
 		opts.Mode = 0o660
@@ -34,15 +40,73 @@ func Listen(path string, opts Options) (net.Listener, error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("unix", path)
+	l, err := bind(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("api socket %s: %w", path, err)
+	}
+	return &listener{Listener: l, path: path, file: fi}, nil
+}
+
+// bind makes the socket at path with its group and mode set before it is
+// there. A path too long to bind from the private directory (its name adds
+// up to 14 bytes) is bound in place and chmod-ed at once, as before.
+func bind(path string, opts Options) (*net.UnixListener, error) {
+	private, err := os.MkdirTemp(filepath.Dir(path), ".")
+	if err != nil {
+		return nil, fmt.Errorf("api socket %s: private dir: %w", path, err)
+	}
+	defer os.RemoveAll(private)
+	bound := filepath.Join(private, "s")
+	if len(bound) > maxSocketPath {
+		bound = path
+	}
+	nl, err := net.Listen("unix", bound)
 	if err != nil {
 		return nil, fmt.Errorf("api socket %s: %w", path, err)
 	}
-	if err := setOwnership(path, opts); err != nil {
+	l := nl.(*net.UnixListener)
+	// The name bound goes with the private directory; the listener that
+	// Listen returns removes path on Close.
+	l.SetUnlinkOnClose(false)
+	if err := setOwnership(bound, opts); err != nil {
 		_ = l.Close()
 		return nil, err
 	}
+	if bound != path {
+		if err := os.Rename(bound, path); err != nil {
+			_ = l.Close()
+			return nil, fmt.Errorf("api socket %s: %w", path, err)
+		}
+	}
 	return l, nil
+}
+
+// maxSocketPath is the longest path a unix socket can be bound to on Linux
+// (sun_path holds 108 bytes, the last one the terminating NUL).
+const maxSocketPath = 107
+
+// listener removes its socket file on Close, unless the file is no longer
+// the one it made (another process took the path over).
+type listener struct {
+	net.Listener
+	path string
+	file os.FileInfo
+	once sync.Once
+}
+
+func (l *listener) Close() error {
+	err := l.Listener.Close()
+	l.once.Do(func() {
+		if fi, serr := os.Lstat(l.path); serr == nil && os.SameFile(fi, l.file) {
+			_ = os.Remove(l.path)
+		}
+	})
+	return err
 }
 
 func removeStale(path string) error {
