@@ -100,7 +100,7 @@ func load(sets []setting, fs *pflag.FlagSet, env map[string]string, path string)
 	c := Defaults() // a key that fails to decode keeps its default, so it is reported once
 	c.ConfigFile = path
 	problems := file.problems
-	from := map[string]string{}
+	from, failed := map[string]string{}, map[string]bool{}
 	for _, s := range sets {
 		raw, source, ok := lookup(s, fs, env, file)
 		if !ok {
@@ -108,10 +108,17 @@ func load(sets []setting, fs *pflag.FlagSet, env map[string]string, path string)
 		}
 		from[s.key] = source
 		if err := decode(s.field(&c), raw); err != nil {
+			failed[s.key] = true
 			problems = append(problems, problem{key: s.key, text: fmt.Sprintf("%s: %s %v", s.key, show(raw), err)})
 		}
 	}
-	problems = append(problems, check(c)...)
+	for _, p := range check(c) {
+		// A key that failed to decode holds its default: a check of it
+		// would judge a value nobody gave, and name the operator's line.
+		if !failed[p.key] && !failed[p.against] {
+			problems = append(problems, p)
+		}
+	}
 	if len(problems) > 0 {
 		return Config{}, newValidationError(sets, annotate(problems, from))
 	}

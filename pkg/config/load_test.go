@@ -267,6 +267,21 @@ colour: red
 	})
 }
 
+// A key that fails to decode keeps its default; a check between it and
+// another key would then report a value nobody gave, at the operator's
+// line. Only the decode error is reported.
+func TestLoad_ChecksBetweenKeysSkipAKeyThatFailedToDecode(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ yaml, want string }{
+		{"runtime:\n  retry_base: abc\n  retry_max: 1ms\n", `runtime.retry_base: "abc" must be a duration`},
+		{"runtime:\n  retry_base: 1h\n  retry_max: abc\n", `runtime.retry_max: "abc" must be a duration`},
+	}
+	for _, tt := range tests {
+		_, err := Load([]string{"--config", writeConfig(t, tt.yaml)}, nil)
+		assertProblems(t, problemsOf(t, err), []string{tt.want})
+	}
+}
+
 func TestLoad_ParsesSocketModeAsOctal(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -42,6 +42,10 @@ type problem struct {
 	key     string
 	text    string
 	located bool
+	// against is the other key of a check between two keys: when either
+	// failed to decode, the check compared a default nobody wrote, and is
+	// left out (the decode error is the problem to report).
+	against string
 }
 
 // newValidationError orders problems as the key table is, unknown keys first,
@@ -112,6 +116,12 @@ func (ch *checker) add(key string, value any, reason string, args ...any) {
 // 30s write timeout, with room for the rest of the answer.
 const MaxOnDemandTimeout = 20 * time.Second
 
+// addAgainst adds a problem of key that compares it with the key other.
+func (ch *checker) addAgainst(key, other string, value any, reason string, args ...any) {
+	ch.add(key, value, reason, args...)
+	ch.problems[len(ch.problems)-1].against = other
+}
+
 func (ch *checker) positive(key string, d time.Duration) {
 	if d <= 0 {
 		ch.add(key, d.String(), "must be a positive duration")
@@ -156,7 +166,7 @@ func (ch *checker) runtime(r RuntimeConfig) {
 	ch.positive("runtime.retry_base", r.RetryBase)
 	ch.positive("runtime.retry_max", r.RetryMax)
 	if r.RetryBase > 0 && r.RetryMax > 0 && r.RetryBase > r.RetryMax {
-		ch.add("runtime.retry_base", r.RetryBase.String(), "must not exceed runtime.retry_max (%s)", r.RetryMax)
+		ch.addAgainst("runtime.retry_base", "runtime.retry_max", r.RetryBase.String(), "must not exceed runtime.retry_max (%s)", r.RetryMax)
 	}
 	ch.positive("runtime.bootstrap_timeout", r.BootstrapTimeout)
 	ch.positive("runtime.relist_interval", r.RelistInterval)
@@ -178,7 +188,7 @@ func (ch *checker) api(a APIConfig, m MetricsConfig) {
 	if a.GRPCSocket != "" {
 		ch.absPath("api.grpc_socket", a.GRPCSocket)
 		if filepath.Clean(a.GRPCSocket) == filepath.Clean(a.Socket) {
-			ch.add("api.grpc_socket", a.GRPCSocket, "must differ from api.socket")
+			ch.addAgainst("api.grpc_socket", "api.socket", a.GRPCSocket, "must differ from api.socket")
 		}
 	}
 	// 0 is refused rather than honoured: the socket code reads a zero mode
@@ -215,7 +225,7 @@ func (ch *checker) apiAddress(a APIConfig, m MetricsConfig) {
 			"must be a loopback address such as 127.0.0.1:%d or localhost:%d (an empty host binds every interface); set api.allow_non_loopback to expose the API", port, port)
 	}
 	if mhost, mport, err := splitHostPort(m.Address); err == nil && mport == port && sameListener(host, mhost) {
-		ch.add("api.address", a.Address, "must not use the port of metrics.address (%q)", m.Address)
+		ch.addAgainst("api.address", "metrics.address", a.Address, "must not use the port of metrics.address (%q)", m.Address)
 	}
 }
 
