@@ -73,8 +73,11 @@ func Container(resp *runtimeapi.ContainerStatusResponse, runtimeName string, opt
 		rec.Annotations = lim.stringMap(st.GetAnnotations())
 	}
 	rec.Trimmed = lim.trimmed
-	packContainer(&rec)
 	sandboxID := containerSandboxID(st, &info)
+	// A runtime that answers ContainerStatus for a pause container (one
+	// whose ID is its own sandbox's) gets it flagged as the sandbox.
+	rec.IsPodSandbox = rec.ID == sandboxID
+	packContainer(&rec)
 	return ContainerResult{
 		Record:    rec,
 		SandboxID: sandboxID,
@@ -104,9 +107,9 @@ func containerRecord(st *runtimeapi.ContainerStatus, info *containerInfo, runtim
 		Attempt:    st.GetMetadata().GetAttempt(),
 		State:      ContainerState(st.GetState()),
 		Runtime:    runtimeName,
-		CreatedAt:  unixNano(st.GetCreatedAt()),
-		StartedAt:  unixNano(st.GetStartedAt()),
-		FinishedAt: unixNano(st.GetFinishedAt()),
+		CreatedAt:  UnixNano(st.GetCreatedAt()),
+		StartedAt:  UnixNano(st.GetStartedAt()),
+		FinishedAt: UnixNano(st.GetFinishedAt()),
 		Image:      containerImage(st, info),
 		PID:        info.PID,
 		Privileged: info.Privileged || (info.Config != nil && info.Config.Linux.SecurityContext.Privileged),

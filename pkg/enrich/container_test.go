@@ -413,6 +413,43 @@ func TestContainer_MapsStatusFields(t *testing.T) {
 	})
 }
 
+// CRI-O sends Go's zero time.Time as nanoseconds for a container that
+// never started or finished: the record leaves those times unset rather
+// than dating them in 1754.
+func TestContainer_ZeroAndNegativeTimestampsAreUnset(t *testing.T) {
+	resp := containerResp(crioContainer0, "")
+	resp.Status.CreatedAt, resp.Status.StartedAt, resp.Status.FinishedAt = 5, time.Time{}.UnixNano(), 0
+	res, err := Container(resp, "cri-o", Options{})
+	if err != nil {
+		t.Fatalf("Container: %v", err)
+	}
+	checkField(t, "CreatedAt", res.Record.CreatedAt, ptr(time.Unix(0, 5).UTC()))
+	if res.Record.StartedAt != nil || res.Record.FinishedAt != nil {
+		t.Errorf("started_at %v, finished_at %v from %d and 0; want both unset", res.Record.StartedAt, res.Record.FinishedAt, time.Time{}.UnixNano())
+	}
+}
+
+// A ContainerStatus answer for a pause container (its ID is its own
+// sandbox's, as cri-dockerd can answer) is flagged as the sandbox; a
+// workload container is not.
+func TestContainer_FlagsAnAnswerWhoseIDIsItsSandboxs(t *testing.T) {
+	resp := loadContainer(t, "crio-1.36/container-status-verbose-0.json")
+	res, err := Container(resp, "cri-o", Options{})
+	if err != nil {
+		t.Fatalf("Container: %v", err)
+	}
+	if res.Record.IsPodSandbox || res.SandboxID == "" || res.SandboxID == res.Record.ID {
+		t.Fatalf("workload container flagged %v, sandbox %s; want a workload of another sandbox", res.Record.IsPodSandbox, res.SandboxID)
+	}
+	resp.Status.Id = res.SandboxID
+	if res, err = Container(resp, "cri-o", Options{}); err != nil {
+		t.Fatalf("Container: %v", err)
+	}
+	if !res.Record.IsPodSandbox {
+		t.Errorf("record %s whose ID is its sandbox's is not flagged as the sandbox", res.Record.ShortID)
+	}
+}
+
 func TestContainer_ResourcesFallBackToRuntimeSpec(t *testing.T) {
 	info := `{"runtimeSpec":{"linux":{"resources":{"cpu":{"shares":1024,"quota":20000,"period":100000,"cpus":"2","mems":"0"},"memory":{"limit":134217728}}}}}`
 	resp := containerResp(crioContainer0, info)

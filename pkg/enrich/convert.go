@@ -15,9 +15,11 @@ func isImageID(s string) bool {
 	return id.IsFull(strings.TrimPrefix(s, "sha256:"))
 }
 
-// unixNano converts a CRI timestamp; zero means unset.
-func unixNano(ns int64) *time.Time {
-	if ns == 0 {
+// UnixNano converts a CRI timestamp. Zero and negative values mean unset:
+// CRI-O sends Go's zero time.Time as nanoseconds (year 1754) for a
+// container that never started or finished.
+func UnixNano(ns int64) *time.Time {
+	if ns <= 0 {
 		return nil
 	}
 	t := time.Unix(0, ns).UTC()

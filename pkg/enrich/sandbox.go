@@ -63,7 +63,7 @@ func sandboxPod(st *runtimeapi.PodSandboxStatus, info *sandboxInfo, lim *limiter
 		Labels:    lim.stringMap(labels),
 		RuntimeHandler: firstNonEmpty(st.GetRuntimeHandler(), info.RuntimeHandler,
 			ann.CRIORuntimeHandler),
-		CreatedAt: unixNano(st.GetCreatedAt()),
+		CreatedAt: UnixNano(st.GetCreatedAt()),
 	}
 	pod.HostNetwork, pod.HostPID, pod.HostIPC = hostNamespaces(st, info)
 	if exportAnnotations {

@@ -197,7 +197,7 @@ func (ev *Events) handleSandbox(id string, kind runtimeapi.ContainerEventType) {
 func started(st *runtimeapi.ContainerStatus) func(enrich.Record) enrich.Record {
 	return func(r enrich.Record) enrich.Record {
 		r.State = "running"
-		if t := nsTime(st.GetStartedAt()); t != nil {
+		if t := enrich.UnixNano(st.GetStartedAt()); t != nil {
 			r.StartedAt = t
 		}
 		return r
@@ -208,7 +208,7 @@ func stopped(st *runtimeapi.ContainerStatus) func(enrich.Record) enrich.Record {
 	return func(r enrich.Record) enrich.Record {
 		r.State = "exited"
 		r.PID = 0
-		if t := nsTime(st.GetFinishedAt()); t != nil {
+		if t := enrich.UnixNano(st.GetFinishedAt()); t != nil {
 			r.FinishedAt = t
 		}
 		return r
@@ -222,14 +222,6 @@ func statusOf(msg *runtimeapi.ContainerEventResponse) *runtimeapi.ContainerStatu
 		}
 	}
 	return nil
-}
-
-func nsTime(ns int64) *time.Time {
-	if ns <= 0 {
-		return nil
-	}
-	t := time.Unix(0, ns).UTC()
-	return &t
 }
 
 func eventName(t runtimeapi.ContainerEventType) string {
