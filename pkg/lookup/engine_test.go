@@ -11,6 +11,8 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-enricherd/cri-enricherd/pkg/enrich"
 )
@@ -59,6 +61,29 @@ func TestLookup_SandboxIsAnIDThatPodSandboxStatusAnswers(t *testing.T) {
 	}
 	if rec.Get("lookup:sandbox") != 1 {
 		t.Errorf("lookups{sandbox} = %d, want 1", rec.Get("lookup:sandbox"))
+	}
+}
+
+// A runtime that answers ContainerStatus for a pause container gives it
+// the sandbox's record, from PodSandboxStatus (state, IP), as a runtime
+// answering NotFound does, not a workload record of the pause image.
+func TestLookup_ContainerStatusOfAPauseContainerGivesTheSandboxsRecord(t *testing.T) {
+	rt := newFakeRuntime()
+	sb, ctrs := rt.addPod(1, 1)
+	pause := proto.Clone(rt.containers[ctrs[0]].Status).(*runtimeapi.ContainerStatus)
+	pause.Id = sb
+	rt.containers[sb] = &runtimeapi.ContainerStatusResponse{Status: pause,
+		Info: map[string]string{"info": `{"sandboxID":"` + sb + `","pid":1001}`}}
+	e, _, _ := newTestEngine(t, rt, Options{})
+	got, err := lookupNow(t, e, sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.IsPodSandbox || got.State != "ready" || got.Pod == nil || got.Pod.SandboxID != sb || got.Pod.IP != "10.0.0.2" {
+		t.Fatalf("record = %+v, pod %+v; want the ready sandbox of pod web-1 with its IP", got, got.Pod)
+	}
+	if rt.Calls("ContainerStatus") != 1 || rt.Calls("PodSandboxStatus") != 1 {
+		t.Errorf("calls = %v; want one ContainerStatus and one PodSandboxStatus", rt.calls)
 	}
 }
 

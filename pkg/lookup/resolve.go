@@ -153,6 +153,12 @@ func (e *Engine) containerRecord(ctx context.Context, cid string, resp *runtimea
 		e.log.Warn("malformed container status", zap.String("id", cid), zap.Error(err))
 		return enrich.Record{}, err
 	}
+	if res.Record.IsPodSandbox {
+		// The runtime answered ContainerStatus for a pause container (cri-
+		// dockerd can; containerd answers NotFound): its record is the
+		// sandbox's own, from PodSandboxStatus, as on every other runtime.
+		return e.fetchSandbox(ctx, cid, false)
+	}
 	if res.Trimmed > 0 {
 		e.rec.Trimmed(res.Trimmed)
 	}
